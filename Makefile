@@ -1,0 +1,52 @@
+# Two commands matter: `make run` and `make test` (see README.md).
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+FLASK := $(BIN)/flask --app app
+
+.PHONY: run test setup db demo worker lint clean browser-deps
+
+run: setup db demo
+	$(BIN)/python -m jobs.devserver
+
+test: setup
+	@$(MAKE) --no-print-directory browser-deps
+	$(BIN)/python -m pytest
+
+setup: $(VENV)/.installed static/vendor/htmx.min.js
+
+$(VENV)/.installed: pyproject.toml
+	@command -v $(PY) >/dev/null 2>&1 || { echo "Python 3.11 is required ($(PY) not found)"; exit 1; }
+	test -d $(VENV) || $(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+static/vendor/htmx.min.js: package.json
+	npm install --no-audit --no-fund --silent
+	mkdir -p static/vendor
+	cp node_modules/htmx.org/dist/htmx.min.js static/vendor/htmx.min.js
+
+# Browser tests need Debian's chromium and a CJK font; install them when apt can.
+browser-deps:
+	@if [ ! -x /usr/bin/chromium ] || ! fc-list 2>/dev/null | grep -qi 'noto.*cjk'; then \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    echo "Installing chromium and fonts-noto-cjk for browser tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; \
+	  else echo "chromium missing and apt unavailable: browser tests will skip"; fi; \
+	fi
+
+db: setup
+	$(FLASK) db upgrade
+
+demo: db
+	$(FLASK) seed-demo --orders 2000 --if-empty
+
+worker: setup
+	$(FLASK) worker
+
+lint: setup
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) node_modules static/vendor

@@ -1,0 +1,130 @@
+"""Shopdesk application factory: config, extensions, blueprints, CLI."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from flask import Flask, render_template
+from flask_htmx import HTMX
+from flask_login import LoginManager
+from flask_migrate import Migrate
+from flask_wtf.csrf import CSRFError, CSRFProtect
+
+from domain import models  # noqa: F401  (registers every table on db.metadata)
+from domain.db import db
+
+csrf = CSRFProtect()
+login_manager = LoginManager()
+migrate = Migrate()
+htmx = HTMX()
+
+INSECURE_KEYS = {"", "dev", "change-me", "secret"}
+
+
+class ConfigError(RuntimeError):
+    pass
+
+
+def _secret_key(app: Flask, env: str) -> str:
+    key = os.environ.get("SECRET_KEY", "")
+    if env == "production":
+        if key in INSECURE_KEYS or len(key) < 32:
+            raise ConfigError("SECRET_KEY must be set to a random string of 32+ characters "
+                              "in production (python -c 'import secrets; print(secrets.token_hex(32))').")
+        return key
+    if key:
+        return key
+    # Development: a random key kept in instance/ so sessions survive restarts.
+    path = Path(app.instance_path) / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    app = Flask(__name__, instance_relative_config=True)
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    env = os.environ.get("SHOPDESK_ENV", "development")
+    app.config.from_mapping(
+        SHOPDESK_ENV=env,
+        SQLALCHEMY_DATABASE_URI=os.environ.get(
+            "DATABASE_URL", f"sqlite:///{Path(app.instance_path) / 'shopdesk.db'}"),
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
+        REDIS_URL=os.environ.get("REDIS_URL", ""),
+        UPLOAD_FOLDER=str(Path(app.instance_path) / "uploads"),
+        GENERATED_FOLDER=str(Path(app.instance_path) / "generated"),
+        MAX_CONTENT_LENGTH=11 * 1024 * 1024,  # 10 MB proof + form overhead
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=env == "production",
+        REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SECURE=env == "production",
+        WTF_CSRF_TIME_LIMIT=None,  # tokens live as long as the session
+        ORDERS_PER_PAGE=50,
+    )
+    if test_config:
+        app.config.update(test_config)
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = _secret_key(app, env)
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgres://"):
+        app.config["SQLALCHEMY_DATABASE_URI"] = app.config["SQLALCHEMY_DATABASE_URI"].replace(
+            "postgres://", "postgresql+psycopg://", 1)
+
+    db.init_app(app)
+    migrate.init_app(app, db, render_as_batch=True,
+                     directory=str(Path(__file__).parent / "migrations"))
+    csrf.init_app(app)
+    htmx.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Please sign in to continue."
+    login_manager.session_protection = "strong"
+
+    @login_manager.user_loader
+    def load_user(user_id: str):
+        from domain.models import User
+
+        if not user_id.isdigit():
+            return None
+        user = db.session.get(User, int(user_id))
+        return user if user and user.active else None
+
+    from blueprints.auth.routes import bp as auth_bp
+    from blueprints.cli import register_cli
+    from blueprints.orders.routes import bp as orders_bp
+    from blueprints.rendering import register_template_helpers
+    from blueprints.settings.routes import bp as settings_bp
+
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(orders_bp)
+    app.register_blueprint(settings_bp)
+    register_template_helpers(app)
+    register_cli(app)
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(exc):
+        return render_template("error.html", title="Form expired",
+                               message="This form has expired or was not sent from Shopdesk. "
+                                       "Reload the page and try again."), 400
+
+    @app.errorhandler(404)
+    def not_found(exc):
+        return render_template("error.html", title="Not found",
+                               message="That page or order does not exist."), 404
+
+    @app.errorhandler(413)
+    def too_large(exc):
+        return render_template("error.html", title="File too large",
+                               message="The upload is larger than 10 MB."), 413
+
+    @app.after_request
+    def security_headers(response):
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        return response
+
+    return app

@@ -1,0 +1,220 @@
+"""Order desk: the orders list and the order page, one route per action."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, redirect, request, url_for
+from flask_login import current_user, login_required
+
+from blueprints.orders.forms import (
+    ConfirmForm,
+    NoteForm,
+    ReasonForm,
+    RefundNoteForm,
+    ShipForm,
+    TrackingForm,
+    first_error,
+)
+from blueprints.rendering import is_htmx, render
+from domain import orders as actions
+from domain.actors import Actor
+from domain.errors import DomainError
+from domain.money import parse_money
+from domain.search import SOURCES, OrderQuery
+from domain.status import OrderStatus, available_actions
+from domain.store import enabled_payment_methods, enabled_shipping_methods
+
+bp = Blueprint("orders", __name__)
+
+
+@bp.before_request
+@login_required
+def require_login():
+    """Every page of the desk needs a signed-in staff member."""
+
+
+def _order_or_404(number: str):
+    order = actions.get_order_by_number(number) if len(number) <= 20 else None
+    if order is None:
+        abort(404)
+    return order
+
+
+def _actor() -> Actor:
+    return Actor.staff(current_user)
+
+
+@bp.get("/")
+def home():
+    """The desk opens on the orders list."""
+    return redirect(url_for("orders.index"))
+
+
+@bp.get("/orders")
+def index():
+    """Orders list: Paid/Unpaid lists, status tabs with counts, one page of rows."""
+    query = OrderQuery.from_args(request.args)
+    page = query.page_results()
+    context = dict(query=query, page=page, counts=query.tab_counts(),
+                   list_counts=query.list_counts(), statuses=list(OrderStatus),
+                   payment_methods=enabled_payment_methods(),
+                   shipping_methods=enabled_shipping_methods(), sources=SOURCES,
+                   oob=is_htmx())
+    return render("orders/list.html", block=["tabs", "results"], **context)
+
+
+def _order_context(order, **extra) -> dict:
+    return dict(order=order, actions=available_actions(order),
+                history=actions.order_history(order.id),
+                ship_form=ShipForm(), reason_form=ReasonForm(), confirm_form=ConfirmForm(),
+                note_form=NoteForm(), refund_form=RefundNoteForm(), **extra)
+
+
+@bp.get("/orders/<number>")
+def detail(number: str):
+    """Order page: items, totals, customer, shipping, payment, history, allowed actions."""
+    order = _order_or_404(number)
+    return render("orders/detail.html", block="order_body", **_order_context(order))
+
+
+def _done(order, message: str, *, error: bool = False):
+    """After an action: htmx gets the order body again with the message, others a redirect."""
+    if is_htmx():
+        order = actions.get_order(order.id)
+        body = render("orders/detail.html", block="order_body",
+                      **_order_context(order, notice=message, notice_error=error))
+        return body, (422 if error else 200)
+    flash(message, "error" if error else "success")
+    return redirect(url_for("orders.detail", number=order.number))
+
+
+def _run(number: str, form, action, success: str):
+    """Validate ``form``, call the domain ``action`` and report the outcome."""
+    order = _order_or_404(number)
+    if not form.validate_on_submit():
+        return _done(order, first_error(form), error=True)
+    try:
+        action(order, form)
+    except DomainError as exc:
+        return _done(order, str(exc), error=True)
+    return _done(order, success.format(number=order.number))
+
+
+@bp.post("/orders/<number>/confirm-payment")
+def confirm_payment(number: str):
+    """Confirm the payment: the order moves to Processing."""
+    return _run(number, ConfirmForm(), lambda o, f: actions.confirm_payment(o.id, actor=_actor()),
+                "Payment confirmed for {number}.")
+
+
+@bp.post("/orders/<number>/decline-proof")
+def decline_proof(number: str):
+    """Decline the payment proof with a reason: back to Pending payment."""
+    return _run(number, ReasonForm(),
+                lambda o, f: actions.decline_proof(o.id, f.reason.data, actor=_actor()),
+                "Proof declined for {number}; the customer is asked to pay again.")
+
+
+@bp.post("/orders/<number>/ship")
+def ship(number: str):
+    """Confirm shipment, optionally with the tracking code."""
+    return _run(number, ShipForm(),
+                lambda o, f: actions.ship_order(o.id, actor=_actor(),
+                                                tracking_code=f.tracking_code.data),
+                "{number} is shipped and completed.")
+
+
+@bp.post("/orders/<number>/ready-for-pickup")
+def ready_for_pickup(number: str):
+    """Tell the customer the order waits for them in the shop."""
+    return _run(number, ConfirmForm(),
+                lambda o, f: actions.mark_ready_for_pickup(o.id, actor=_actor()),
+                "{number} is ready for pickup.")
+
+
+@bp.post("/orders/<number>/complete-pickup")
+def complete_pickup(number: str):
+    """The customer collected the order: it is completed."""
+    return _run(number, ConfirmForm(),
+                lambda o, f: actions.complete_pickup(o.id, actor=_actor()),
+                "{number} was picked up and is completed.")
+
+
+@bp.post("/orders/<number>/reject")
+def reject(number: str):
+    """Reject (cancel) the order with a reason; its stock returns at once."""
+    return _run(number, ReasonForm(),
+                lambda o, f: actions.reject_order(o.id, f.reason.data, actor=_actor()),
+                "{number} was rejected and its stock returned. No refund was made.")
+
+
+@bp.post("/orders/<number>/notes")
+def add_note(number: str):
+    """Add an internal note to the history."""
+    return _run(number, NoteForm(),
+                lambda o, f: actions.add_note(o.id, f.text.data, actor=_actor()),
+                "Note added.")
+
+
+@bp.post("/orders/<number>/refund-notes")
+def add_refund_note(number: str):
+    """Record a refund made outside Shopdesk, for the books."""
+    def record(order, form):
+        actions.record_refund_note(order.id, amount_cents=parse_money(form.amount.data),
+                                   method=form.method.data,
+                                   reference=form.reference.data or "", actor=_actor())
+    return _run(number, RefundNoteForm(), record, "Refund note recorded.")
+
+
+# ------------------------------------------------------------------ tracking code
+
+def _tracking_fragment(order, *, editing=False, error="", form=None, status=200):
+    context = request.values.get("context", "page")
+    html = render("orders/_tracking.html", block=None, order=order, editing=editing,
+                  error=error, form=form or TrackingForm(tracking_code=order.tracking_code),
+                  context="list" if context == "list" else "page",
+                  can_edit=actions.can_set_tracking_code(order))
+    return html, status
+
+
+@bp.get("/orders/<number>/tracking")
+def tracking(number: str):
+    """The tracking code cell (used to cancel an edit)."""
+    order = _order_or_404(number)
+    if not is_htmx():
+        return redirect(url_for("orders.detail", number=number))
+    return _tracking_fragment(order)
+
+
+@bp.get("/orders/<number>/tracking/edit")
+def edit_tracking(number: str):
+    """The inline editor for the tracking code, or why it cannot be edited."""
+    order = _order_or_404(number)
+    if not is_htmx():
+        return redirect(url_for("orders.detail", number=number) + "#tracking")
+    if not actions.can_set_tracking_code(order):
+        reason = ("Set by the carrier; it cannot be edited." if order.tracking_code_by_carrier
+                  else f"{order.status_info.label} orders keep their tracking code.")
+        return _tracking_fragment(order, error=reason)
+    return _tracking_fragment(order, editing=True)
+
+
+@bp.post("/orders/<number>/tracking")
+def save_tracking(number: str):
+    """Save the tracking code typed inline (or in the order page's form)."""
+    order = _order_or_404(number)
+    form = TrackingForm()
+    try:
+        if not form.validate_on_submit():
+            raise DomainError(first_error(form))
+        order = actions.set_tracking_code(order.id, form.tracking_code.data or "", actor=_actor())
+    except DomainError as exc:
+        if not is_htmx():
+            flash(str(exc), "error")
+            return redirect(url_for("orders.detail", number=number))
+        editable = actions.can_set_tracking_code(actions.get_order(order.id))
+        return _tracking_fragment(actions.get_order(order.id), editing=editable,
+                                  error=str(exc), form=form, status=422)
+    if not is_htmx():
+        flash("Tracking code saved.", "success")
+        return redirect(url_for("orders.detail", number=number))
+    return _tracking_fragment(order)

@@ -1,0 +1,156 @@
+"""Owner-only settings: store information, payment and shipping methods, staff."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, redirect, url_for
+from flask_login import current_user, login_required
+from sqlalchemy import select
+
+from blueprints.orders.forms import first_error
+from blueprints.rendering import render
+from blueprints.settings.forms import (
+    PaymentMethodForm,
+    ShippingMethodForm,
+    StaffForm,
+    StaffUpdateForm,
+    StoreForm,
+    ToggleForm,
+)
+from domain import accounts, store
+from domain.db import db
+from domain.errors import DomainError
+from domain.models import PaymentMethod, ShippingMethod
+from domain.money import cents_to_input
+
+bp = Blueprint("settings", __name__, url_prefix="/settings")
+
+
+@bp.before_request
+@login_required
+def require_owner():
+    """Settings are the owner's: staff get 403."""
+    if not current_user.is_owner:
+        abort(403)
+
+
+def _outcome(form, action, success: str, endpoint: str):
+    """Validate, call the domain, flash the result, and go back to the page."""
+    if not form.validate_on_submit():
+        flash(first_error(form), "error")
+        return redirect(url_for(endpoint))
+    try:
+        action(form)
+    except DomainError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for(endpoint))
+    flash(success, "success")
+    return redirect(url_for(endpoint))
+
+
+@bp.get("")
+def index():
+    """Settings start at the store information."""
+    return redirect(url_for("settings.store_info"))
+
+
+@bp.route("/store", methods=["GET", "POST"])
+def store_info():
+    """Store information shown on invoices, plus currency, time zone, plan, deadline."""
+    settings = store.get_settings()
+    form = StoreForm(obj=settings)
+    error = ""
+    if form.validate_on_submit():
+        try:
+            store.update_store_info(**{k: v for k, v in form.data.items() if k != "csrf_token"})
+        except DomainError as exc:
+            error = str(exc)
+        else:
+            flash("Store information saved.", "success")
+            return redirect(url_for("settings.store_info"))
+    elif form.is_submitted():
+        error = first_error(form)
+    return render("settings/store.html", form=form, error=error, section="store"), (
+        422 if error else 200)
+
+
+@bp.get("/payments")
+def payments():
+    """Payment methods: enable or disable, and custom manual methods."""
+    methods = db.session.scalars(select(PaymentMethod).order_by(PaymentMethod.position)).all()
+    return render("settings/payments.html", methods=methods, form=PaymentMethodForm(),
+                  toggle_form=ToggleForm(), section="payments")
+
+
+@bp.post("/payments")
+def add_payment_method():
+    """Add a custom manual payment method."""
+    return _outcome(PaymentMethodForm(), lambda f: store.save_custom_payment_method(
+        name=f.name.data, instructions=f.instructions.data, deadline_days=f.deadline_days.data),
+        "Payment method added.", "settings.payments")
+
+
+@bp.post("/payments/<int:method_id>")
+def edit_payment_method(method_id: int):
+    """Change a manual method's instructions, name (custom only) or deadline."""
+    return _outcome(PaymentMethodForm(), lambda f: store.save_custom_payment_method(
+        name=f.name.data, instructions=f.instructions.data, deadline_days=f.deadline_days.data,
+        method_id=method_id), "Payment method saved.", "settings.payments")
+
+
+@bp.post("/payments/<int:method_id>/toggle")
+def toggle_payment_method(method_id: int):
+    """Enable or disable a payment method at checkout."""
+    return _outcome(ToggleForm(), lambda f: store.set_payment_method_enabled(
+        method_id, f.enabled.data), "Payment method updated.", "settings.payments")
+
+
+@bp.get("/shipping")
+def shipping():
+    """Shipping methods: delivery, pickup and logistics automation, with fees."""
+    methods = db.session.scalars(select(ShippingMethod).order_by(ShippingMethod.position)).all()
+    forms = {m.id: ShippingMethodForm(prefix=f"m{m.id}", name=m.name, kind=m.kind,
+                                      fee=cents_to_input(m.fee_cents), enabled=m.enabled)
+             for m in methods}
+    return render("settings/shipping.html", methods=methods, forms=forms,
+                  form=ShippingMethodForm(), section="shipping")
+
+
+@bp.post("/shipping")
+def add_shipping_method():
+    """Add a shipping method."""
+    return _outcome(ShippingMethodForm(), lambda f: store.save_shipping_method(
+        name=f.name.data, kind=f.kind.data, fee=f.fee.data, enabled=f.enabled.data),
+        "Shipping method added.", "settings.shipping")
+
+
+@bp.post("/shipping/<int:method_id>")
+def edit_shipping_method(method_id: int):
+    """Save a shipping method's name, kind, fee and availability."""
+    return _outcome(ShippingMethodForm(prefix=f"m{method_id}"), lambda f: store.save_shipping_method(
+        name=f.name.data, kind=f.kind.data, fee=f.fee.data, enabled=f.enabled.data,
+        method_id=method_id), "Shipping method saved.", "settings.shipping")
+
+
+@bp.get("/staff")
+def staff():
+    """Staff accounts and their roles."""
+    users = accounts.list_users()
+    forms = {u.id: StaffUpdateForm(prefix=f"u{u.id}", role=u.role, active=u.active)
+             for u in users}
+    return render("settings/staff.html", users=users, forms=forms, form=StaffForm(),
+                  section="staff")
+
+
+@bp.post("/staff")
+def add_staff():
+    """Create a staff or owner account."""
+    return _outcome(StaffForm(), lambda f: accounts.create_user(
+        email=f.email.data, password=f.password.data, role=f.role.data, name=f.name.data),
+        "Account created.", "settings.staff")
+
+
+@bp.post("/staff/<int:user_id>")
+def update_staff(user_id: int):
+    """Change a member's role or whether they can sign in."""
+    return _outcome(StaffUpdateForm(prefix=f"u{user_id}"), lambda f: accounts.update_user(
+        user_id, role=f.role.data, active=f.active.data), "Account updated.", "settings.staff")

@@ -1,0 +1,300 @@
+"""SQLAlchemy models for the whole store. Money is integer cents; times are UTC."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from domain.db import db
+from domain.status import DeliveryStatus, OrderStatus
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+class StoreSettings(db.Model):
+    """The one row of store-wide settings (id is always 1)."""
+
+    __tablename__ = "store_settings"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), default="My Shop")
+    logo_path: Mapped[str | None] = mapped_column(String(255))
+    address: Mapped[str] = mapped_column(Text, default="")
+    phone: Mapped[str] = mapped_column(String(40), default="")
+    email: Mapped[str] = mapped_column(String(254), default="")
+    notification_email: Mapped[str] = mapped_column(String(254), default="")
+    currency: Mapped[str] = mapped_column(String(3), default="HKD")
+    timezone: Mapped[str] = mapped_column(String(64), default="Asia/Hong_Kong")
+    plan: Mapped[str] = mapped_column(String(20), default="basic")
+    order_prefix: Mapped[str] = mapped_column(String(8), default="SD")
+    payment_deadline_days: Mapped[int | None] = mapped_column(Integer)
+    reminder_lead_hours: Mapped[int | None] = mapped_column(Integer)
+
+
+class User(db.Model):
+    __tablename__ = "user"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(120), default="")
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(10), default="staff")  # owner | staff
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    # Flask-Login protocol, kept here so the model stays the single source.
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def is_active(self) -> bool:
+        return self.active
+
+    @property
+    def is_anonymous(self) -> bool:
+        return False
+
+    def get_id(self) -> str:
+        return str(self.id)
+
+    @property
+    def is_owner(self) -> bool:
+        return self.role == "owner"
+
+    @property
+    def label(self) -> str:
+        return self.name or self.email
+
+
+class LoginThrottle(db.Model):
+    """Failed-login counter per key ("email:..." or "ip:...")."""
+
+    __tablename__ = "login_throttle"
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    window_start: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class Product(db.Model):
+    __tablename__ = "product"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    variants: Mapped[list[Variant]] = relationship(
+        back_populates="product", order_by="Variant.id", cascade="all, delete-orphan"
+    )
+
+
+class Variant(db.Model):
+    """A sellable item. ``stock`` None means unlimited."""
+
+    __tablename__ = "variant"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("product.id"), index=True)
+    name: Mapped[str] = mapped_column(String(120), default="")
+    sku: Mapped[str] = mapped_column(String(64), unique=True)
+    barcode: Mapped[str] = mapped_column(String(64), default="", index=True)
+    price_cents: Mapped[int] = mapped_column(Integer)
+    stock: Mapped[int | None] = mapped_column(Integer)
+    product: Mapped[Product] = relationship(back_populates="variants")
+
+    @property
+    def display_name(self) -> str:
+        return f"{self.product.name} — {self.name}" if self.name else self.product.name
+
+    @property
+    def unlimited(self) -> bool:
+        return self.stock is None
+
+
+class Customer(db.Model):
+    __tablename__ = "customer"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    phone: Mapped[str] = mapped_column(String(40), default="")
+    email: Mapped[str] = mapped_column(String(254), default="")
+    address: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class PaymentMethod(db.Model):
+    __tablename__ = "payment_method"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    name: Mapped[str] = mapped_column(String(80))
+    kind: Mapped[str] = mapped_column(String(10))  # online | manual
+    builtin: Mapped[bool] = mapped_column(Boolean, default=False)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    instructions: Mapped[str] = mapped_column(Text, default="")
+    deadline_days: Mapped[int | None] = mapped_column(Integer)  # overrides the store's
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+    @property
+    def is_manual(self) -> bool:
+        return self.kind == "manual"
+
+
+class ShippingMethod(db.Model):
+    __tablename__ = "shipping_method"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(80))
+    kind: Mapped[str] = mapped_column(String(12))  # delivery | pickup | logistics
+    fee_cents: Mapped[int] = mapped_column(Integer, default=0)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Order(db.Model):
+    """A placed order, or a draft built on behalf of a customer (kind="draft").
+
+    Customer, payment and shipping details are snapshots taken when the order
+    is made, so later edits to settings never rewrite history.
+    """
+
+    __tablename__ = "orders"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str | None] = mapped_column(String(20), unique=True)
+    kind: Mapped[str] = mapped_column(String(8), default="placed")  # placed | draft
+    status: Mapped[str | None] = mapped_column(String(24))
+    delivery_status: Mapped[str] = mapped_column(String(20), default=DeliveryStatus.UNFULFILLED)
+    source: Mapped[str] = mapped_column(String(16), default="online_store")
+    public_token: Mapped[str] = mapped_column(String(64), unique=True, default=new_token)
+
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customer.id"), index=True)
+    customer_name: Mapped[str] = mapped_column(String(120), default="")
+    customer_phone: Mapped[str] = mapped_column(String(40), default="")
+    customer_email: Mapped[str] = mapped_column(String(254), default="")
+    shipping_address: Mapped[str] = mapped_column(Text, default="")
+
+    payment_method_id: Mapped[int | None] = mapped_column(ForeignKey("payment_method.id"))
+    payment_method_name: Mapped[str] = mapped_column(String(80), default="")
+    payment_kind: Mapped[str] = mapped_column(String(10), default="")
+    shipping_method_id: Mapped[int | None] = mapped_column(ForeignKey("shipping_method.id"))
+    shipping_method_name: Mapped[str] = mapped_column(String(80), default="")
+    shipping_kind: Mapped[str] = mapped_column(String(12), default="delivery")
+
+    subtotal_cents: Mapped[int] = mapped_column(Integer, default=0)
+    discount_cents: Mapped[int] = mapped_column(Integer, default=0)
+    shipping_fee_cents: Mapped[int] = mapped_column(Integer, default=0)
+    extra_charge_cents: Mapped[int] = mapped_column(Integer, default=0)
+    total_cents: Mapped[int] = mapped_column(Integer, default=0)
+
+    tracking_code: Mapped[str] = mapped_column(String(64), default="")
+    tracking_code_by_carrier: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    payment_deadline_at: Mapped[datetime | None] = mapped_column(DateTime)
+    reminder_at: Mapped[datetime | None] = mapped_column(DateTime)
+    proof_path: Mapped[str | None] = mapped_column(String(255))
+    proof_sha256: Mapped[str | None] = mapped_column(String(64), index=True)
+    proof_uploaded_at: Mapped[datetime | None] = mapped_column(DateTime)
+    cancel_reason: Mapped[str] = mapped_column(Text, default="")
+
+    placed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    lines: Mapped[list[OrderLine]] = relationship(
+        back_populates="order", order_by="OrderLine.id", cascade="all, delete-orphan"
+    )
+    events: Mapped[list[OrderEvent]] = relationship(
+        back_populates="order", order_by="OrderEvent.id", cascade="all, delete-orphan"
+    )
+
+    __table_args__ = (
+        Index("ix_order_kind_status_placed", "kind", "status", "placed_at"),
+        Index("ix_order_kind_placed", "kind", "placed_at"),
+        Index("ix_order_status_deadline", "status", "payment_deadline_at"),
+    )
+
+    @property
+    def status_info(self) -> OrderStatus | None:
+        return OrderStatus(self.status) if self.status else None
+
+    @property
+    def is_draft(self) -> bool:
+        return self.kind == "draft"
+
+
+class OrderLine(db.Model):
+    __tablename__ = "order_line"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
+    variant_id: Mapped[int | None] = mapped_column(ForeignKey("variant.id"), index=True)
+    product_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    product_name: Mapped[str] = mapped_column(String(200))
+    variant_name: Mapped[str] = mapped_column(String(120), default="")
+    sku: Mapped[str] = mapped_column(String(64), default="")
+    barcode: Mapped[str] = mapped_column(String(64), default="")
+    unit_price_cents: Mapped[int] = mapped_column(Integer)
+    quantity: Mapped[int] = mapped_column(Integer)
+    order: Mapped[Order] = relationship(back_populates="lines")
+
+    @property
+    def line_total_cents(self) -> int:
+        return self.unit_price_cents * self.quantity
+
+
+class OrderEvent(db.Model):
+    """One history entry. ``details`` holds what changed, old and new values,
+    reasons: enough for notifications to be derived from events alone."""
+
+    __tablename__ = "order_event"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
+    type: Mapped[str] = mapped_column(String(40))
+    actor_type: Mapped[str] = mapped_column(String(10))  # staff | customer | system
+    actor_id: Mapped[int | None] = mapped_column(Integer)
+    actor_label: Mapped[str] = mapped_column(String(254), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    order: Mapped[Order] = relationship(back_populates="events")
+
+
+class Job(db.Model):
+    """A background job's visible state (pending/running/done/failed)."""
+
+    __tablename__ = "job"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(10), default="pending")
+    progress: Mapped[int] = mapped_column(Integer, default=0)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    result_path: Mapped[str | None] = mapped_column(String(255))
+    result_name: Mapped[str | None] = mapped_column(String(255))
+    error: Mapped[str] = mapped_column(Text, default="")
+    user_id: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class SavedView(db.Model):
+    """A named orders-page query string (search + filters + tab)."""
+
+    __tablename__ = "saved_view"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id"), index=True)
+    name: Mapped[str] = mapped_column(String(80))
+    query_string: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -1,0 +1,515 @@
+"""Order lifecycle actions (SPEC §1, §3, §6).
+
+Each action is one write transaction: guard first, a DomainError on refusal,
+stock moved atomically, exactly one history event written. Nothing outside
+this module assigns ``Order.status``. Transitions are guarded UPDATEs; the
+rowcount decides who wins a race, so a concurrent loser changes nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+
+from domain.actors import SYSTEM, Actor
+from domain.db import db, write_transaction
+from domain.errors import InvalidTransition, NotFound, ValidationError
+from domain.inventory import hold_stock, restock
+from domain.models import (
+    Customer,
+    Order,
+    OrderEvent,
+    OrderLine,
+    PaymentMethod,
+    Product,
+    ShippingMethod,
+    Variant,
+    utcnow,
+)
+from domain.money import MAX_CENTS, format_money
+from domain.status import TRANSITIONS, DeliveryStatus, OrderStatus, can_set_tracking_code
+from domain.store import clean_email, clean_text, get_settings
+
+MAX_LINES = 100
+MAX_QUANTITY = 999
+PHONE_RE = re.compile(r"^\+?[0-9][0-9 \-]{5,19}$")
+TRACKING_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9\-_/. ]{0,63}$")
+
+# Verb phrases for refusal messages: "cannot be <phrase>".
+_REFUSAL = {
+    "upload_proof": "given a payment proof",
+    "confirm_payment": "confirmed as paid",
+    "decline_proof": "have its proof declined",
+    "ship_order": "shipped",
+    "mark_ready_for_pickup": "marked ready for pickup",
+    "complete_pickup": "marked picked up",
+    "reject_order": "rejected",
+    "expire_order": "expired",
+}
+
+
+# ---------------------------------------------------------------- inputs
+
+
+@dataclass
+class CustomerDetails:
+    name: str
+    phone: str = ""
+    email: str = ""
+    address: str = ""
+
+    def cleaned(self, *, need_address: bool) -> CustomerDetails:
+        name = clean_text(self.name, "Name", max_len=120, required=True)
+        phone = clean_text(self.phone, "Phone", max_len=40)
+        if phone and not PHONE_RE.match(phone):
+            raise ValidationError("Phone must be digits, like 9123 4567 or +852 9123 4567.")
+        email = clean_email(self.email)
+        if not phone and not email:
+            raise ValidationError("Give a phone number or an email so the shop can reach you.")
+        address = clean_text(self.address, "Address", max_len=500, required=need_address)
+        return CustomerDetails(name, phone, email, address)
+
+
+@dataclass
+class Checkout:
+    customer: CustomerDetails
+    items: list[tuple[int, int]]  # (variant_id, quantity)
+    payment_method_id: int
+    shipping_method_id: int
+    discount_cents: int = 0
+    shipping_fee_cents: int | None = None  # None: the shipping method's fee
+    extra_charge_cents: int = 0
+    payment_reference: str = ""  # gateway charge id for online methods
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _now(now: datetime | None) -> datetime:
+    return now or utcnow()
+
+
+def _event(order_id: int, type_: str, actor: Actor, details: dict[str, Any],
+           now: datetime) -> OrderEvent:
+    event = OrderEvent(order_id=order_id, type=type_, actor_type=actor.type,
+                       actor_id=actor.id, actor_label=actor.label, created_at=now,
+                       details=details)
+    db.session.add(event)
+    return event
+
+
+def _locked_order(order_id: int) -> Order:
+    """The order row, locked for the rest of the transaction on PostgreSQL."""
+    order = db.session.scalar(
+        select(Order).where(Order.id == order_id).with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if order is None:
+        raise NotFound("Order not found.")
+    return order
+
+
+def _refuse(order: Order, action: str) -> InvalidTransition:
+    label = order.status_info.label if order.status_info else "a draft"
+    extra = ""
+    if action == "ship_order" and order.shipping_kind == "pickup":
+        extra = " Pickup orders are completed with Ready for pickup, then Picked up."
+    elif action in ("mark_ready_for_pickup", "complete_pickup") and order.shipping_kind != "pickup":
+        extra = " Only pickup orders are collected in store."
+    elif action == "expire_order" and order.status == OrderStatus.PENDING_PAYMENT:
+        extra = " Its payment deadline has not passed."
+    elif action == "complete_pickup" and order.status == OrderStatus.PROCESSING:
+        extra = " Mark it ready for pickup first."
+    return InvalidTransition(
+        f"Order {order.number} is {label}: it cannot be {_REFUSAL[action]}.{extra}")
+
+
+def _transition(order_id: int, action: str, *, actor: Actor, now: datetime,
+                event_type: str, details: dict[str, Any] | None = None,
+                values: dict[str, Any] | None = None, where=()) -> Order:
+    """Move the order along one edge of TRANSITIONS, or raise InvalidTransition.
+
+    Runs inside the caller's write transaction. The UPDATE carries the guard,
+    so when two requests race only one sees rowcount 1.
+    """
+    sources, target, deliveries, kinds = TRANSITIONS[action]
+    order = _locked_order(order_id)
+    old_status = order.status
+    conditions = [Order.id == order_id, Order.kind == "placed",
+                  Order.status.in_([s.value for s in sources]), *where]
+    if deliveries is not None:
+        conditions.append(Order.delivery_status.in_([d.value for d in deliveries]))
+    if kinds is not None:
+        conditions.append(Order.shipping_kind.in_(kinds))
+    result = db.session.execute(
+        update(Order).where(*conditions)
+        .values(status=target.value, updated_at=now, **(values or {}))
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        raise _refuse(order, action)
+    event = _event(order_id, event_type, actor,
+                   {"from_status": old_status, "to_status": target.value, **(details or {})}, now)
+    db.session.expire(order)
+    return order, event
+
+
+def _restock_order(order_id: int) -> list[dict[str, Any]]:
+    lines = db.session.execute(
+        select(OrderLine.variant_id, OrderLine.quantity, OrderLine.product_name,
+               OrderLine.variant_name)
+        .where(OrderLine.order_id == order_id, OrderLine.variant_id.is_not(None))
+    ).all()
+    restock((line.variant_id, line.quantity) for line in lines)
+    return [{"variant_id": line.variant_id, "quantity": line.quantity,
+             "name": line.product_name, "variant": line.variant_name} for line in lines]
+
+
+def get_order(order_id: int) -> Order:
+    order = db.session.get(Order, order_id)
+    if order is None:
+        raise NotFound("Order not found.")
+    return order
+
+
+def get_order_by_number(number: str) -> Order | None:
+    return db.session.scalar(select(Order).where(Order.number == number))
+
+
+def get_order_by_token(token: str) -> Order | None:
+    if not token or len(token) > 64:
+        return None
+    return db.session.scalar(select(Order).where(Order.public_token == token))
+
+
+def order_number_for(order_id: int, prefix: str) -> str:
+    """Readable, unique order number: prefix + a number that grows with the id."""
+    return f"{prefix}{10000 + order_id}"
+
+
+def compute_totals(subtotal: int, discount: int, shipping_fee: int, extra: int) -> int:
+    for value, name in ((discount, "Discount"), (shipping_fee, "Shipping fee"),
+                        (extra, "Extra charge")):
+        if value < 0 or value > MAX_CENTS:
+            raise ValidationError(f"{name} must be between 0 and a sensible amount.")
+    if discount > subtotal:
+        raise ValidationError("Discount cannot be more than the items' subtotal.")
+    return subtotal - discount + shipping_fee + extra
+
+
+def payment_deadline(method: PaymentMethod, placed_at: datetime) -> tuple[datetime | None, datetime | None]:
+    """(deadline, reminder time) for an order placed now with this method."""
+    if not method.is_manual:
+        return None, None
+    settings = get_settings()
+    days = method.deadline_days if method.deadline_days is not None else settings.payment_deadline_days
+    if not days:
+        return None, None
+    deadline = placed_at + timedelta(days=days)
+    reminder = None
+    if settings.reminder_lead_hours:
+        reminder = max(placed_at, deadline - timedelta(hours=settings.reminder_lead_hours))
+    return deadline, reminder
+
+
+def _build_lines(items: list[tuple[int, int]]) -> list[OrderLine]:
+    if not items:
+        raise ValidationError("The order has no items.")
+    if len(items) > MAX_LINES:
+        raise ValidationError(f"An order can have at most {MAX_LINES} lines.")
+    wanted: dict[int, int] = {}
+    for variant_id, qty in items:
+        if not isinstance(qty, int) or not 1 <= qty <= MAX_QUANTITY:
+            raise ValidationError(f"Quantities must be between 1 and {MAX_QUANTITY}.")
+        wanted[int(variant_id)] = wanted.get(int(variant_id), 0) + qty
+    rows = {v.id: v for v in db.session.scalars(
+        select(Variant).join(Product).where(Variant.id.in_(wanted), Product.active))}
+    lines = []
+    for variant_id, qty in wanted.items():
+        variant = rows.get(variant_id)
+        if variant is None:
+            raise ValidationError("One of the items is no longer for sale.")
+        lines.append(OrderLine(
+            variant_id=variant.id, product_id=variant.product_id,
+            product_name=variant.product.name, variant_name=variant.name, sku=variant.sku,
+            barcode=variant.barcode, unit_price_cents=variant.price_cents, quantity=qty))
+    return lines
+
+
+def _customer_record(details: CustomerDetails) -> Customer:
+    """Find the customer by phone or email, else create one; refresh their details."""
+    query = select(Customer)
+    if details.phone:
+        customer = db.session.scalar(query.where(Customer.phone == details.phone).limit(1))
+    else:
+        customer = None
+    if customer is None and details.email:
+        customer = db.session.scalar(query.where(Customer.email == details.email).limit(1))
+    if customer is None:
+        customer = Customer(name=details.name)
+        db.session.add(customer)
+    customer.name = details.name
+    customer.phone = details.phone or customer.phone
+    customer.email = details.email or customer.email
+    customer.address = details.address or customer.address
+    db.session.flush()
+    return customer
+
+
+def _enabled(model, method_id, what: str):
+    method = db.session.get(model, method_id) if method_id else None
+    if method is None or not method.enabled:
+        raise ValidationError(f"Choose an available {what}.")
+    return method
+
+
+def _lines_summary(lines: list[OrderLine]) -> list[dict[str, Any]]:
+    return [{"name": ln.product_name, "variant": ln.variant_name, "sku": ln.sku,
+             "quantity": ln.quantity, "unit_price_cents": ln.unit_price_cents}
+            for ln in lines]
+
+
+# ---------------------------------------------------------------- actions
+
+
+def place_order(checkout: Checkout, *, source: str = "online_store",
+                actor: Actor | None = None, now: datetime | None = None) -> Order:
+    """Create a placed order and hold its stock.
+
+    A manual payment method gives Pending payment (with a deadline when the
+    store sets one); an online method has already been charged by the
+    gateway, so the order starts in Processing.
+    """
+    now = _now(now)
+    with write_transaction():
+        payment = _enabled(PaymentMethod, checkout.payment_method_id, "payment method")
+        shipping = _enabled(ShippingMethod, checkout.shipping_method_id, "shipping method")
+        customer = checkout.customer.cleaned(need_address=shipping.kind != "pickup")
+        lines = _build_lines(checkout.items)
+        hold_stock((ln.variant_id, ln.quantity) for ln in lines)
+        order = _new_order(lines, customer, payment, shipping, checkout, source, now)
+        _event(order.id, "order_placed", actor or Actor.customer(customer.name), {
+            "to_status": order.status, "source": source, "total_cents": order.total_cents,
+            "payment_method": payment.name, "payment_kind": payment.kind,
+            "shipping_method": shipping.name, "lines": _lines_summary(lines),
+            "payment_reference": checkout.payment_reference,
+            "payment_deadline_at": order.payment_deadline_at.isoformat()
+            if order.payment_deadline_at else None,
+            **checkout.details,
+        }, now)
+    return order
+
+
+def _new_order(lines, customer: CustomerDetails, payment: PaymentMethod,
+               shipping: ShippingMethod, checkout: Checkout, source: str,
+               now: datetime) -> Order:
+    subtotal = sum(ln.line_total_cents for ln in lines)
+    fee = shipping.fee_cents if checkout.shipping_fee_cents is None else checkout.shipping_fee_cents
+    total = compute_totals(subtotal, checkout.discount_cents, fee, checkout.extra_charge_cents)
+    deadline, reminder = payment_deadline(payment, now)
+    record = _customer_record(customer)
+    order = Order(
+        kind="placed", source=source,
+        status=(OrderStatus.PENDING_PAYMENT if payment.is_manual else OrderStatus.PROCESSING).value,
+        customer_id=record.id, customer_name=customer.name, customer_phone=customer.phone,
+        customer_email=customer.email, shipping_address=customer.address,
+        payment_method_id=payment.id, payment_method_name=payment.name,
+        payment_kind=payment.kind, shipping_method_id=shipping.id,
+        shipping_method_name=shipping.name, shipping_kind=shipping.kind,
+        subtotal_cents=subtotal, discount_cents=checkout.discount_cents,
+        shipping_fee_cents=fee, extra_charge_cents=checkout.extra_charge_cents,
+        total_cents=total, payment_deadline_at=deadline, reminder_at=reminder,
+        placed_at=now, created_at=now, updated_at=now, lines=lines,
+    )
+    db.session.add(order)
+    db.session.flush()
+    order.number = order_number_for(order.id, get_settings().order_prefix)
+    db.session.flush()
+    return order
+
+
+def upload_proof(order_id: int, *, path: str, sha256: str, actor: Actor | None = None,
+                 now: datetime | None = None) -> tuple[Order, str | None]:
+    """Record a payment proof; returns (order, path of the proof it replaced)."""
+    now = _now(now)
+    with write_transaction():
+        order = _locked_order(order_id)
+        replaced = order.proof_path
+        _transition(order_id, "upload_proof", actor=actor or Actor.customer(order.customer_name),
+                    now=now, event_type="proof_uploaded",
+                    details={"replaced": bool(replaced), "sha256": sha256},
+                    values={"proof_path": path, "proof_sha256": sha256, "proof_uploaded_at": now})
+    return get_order(order_id), replaced
+
+
+def confirm_payment(order_id: int, *, actor: Actor, now: datetime | None = None) -> Order:
+    """Staff saw the money (proof, or cash): the order moves to Processing."""
+    now = _now(now)
+    with write_transaction():
+        order, _ = _transition(order_id, "confirm_payment", actor=actor, now=now,
+                           event_type="payment_confirmed")
+    return order
+
+
+def decline_proof(order_id: int, reason: str, *, actor: Actor,
+                  now: datetime | None = None) -> Order:
+    """The proof does not show the payment: back to Pending payment, with a reason."""
+    reason = clean_text(reason, "Reason", max_len=500, required=True)
+    now = _now(now)
+    with write_transaction():
+        order, _ = _transition(order_id, "decline_proof", actor=actor, now=now,
+                           event_type="proof_declined", details={"reason": reason})
+    return order
+
+
+def ship_order(order_id: int, *, actor: Actor, tracking_code: str | None = None,
+               now: datetime | None = None) -> Order:
+    """Confirm shipment: Completed, delivery status Shipped, optional tracking code."""
+    now = _now(now)
+    values: dict[str, Any] = {"delivery_status": DeliveryStatus.SHIPPED.value}
+    details: dict[str, Any] = {"delivery_status": DeliveryStatus.SHIPPED.value}
+    with write_transaction():
+        order = _locked_order(order_id)
+        code = _clean_tracking(tracking_code) if tracking_code else None
+        if code is not None and code != order.tracking_code:
+            if order.tracking_code_by_carrier:
+                raise ValidationError("This tracking code comes from the carrier and cannot be changed.")
+            values["tracking_code"] = code
+            details.update(tracking_code=code, old_tracking_code=order.tracking_code)
+        details.setdefault("tracking_code", order.tracking_code)
+        order, _ = _transition(order_id, "ship_order", actor=actor, now=now,
+                           event_type="order_shipped", details=details, values=values)
+    return order
+
+
+def mark_ready_for_pickup(order_id: int, *, actor: Actor, now: datetime | None = None) -> Order:
+    now = _now(now)
+    with write_transaction():
+        order, _ = _transition(order_id, "mark_ready_for_pickup", actor=actor, now=now,
+                           event_type="ready_for_pickup",
+                           values={"delivery_status": DeliveryStatus.READY_FOR_PICKUP.value},
+                           details={"delivery_status": DeliveryStatus.READY_FOR_PICKUP.value})
+    return order
+
+
+def complete_pickup(order_id: int, *, actor: Actor, now: datetime | None = None) -> Order:
+    now = _now(now)
+    with write_transaction():
+        order, _ = _transition(order_id, "complete_pickup", actor=actor, now=now,
+                           event_type="pickup_completed",
+                           values={"delivery_status": DeliveryStatus.PICKED_UP.value},
+                           details={"delivery_status": DeliveryStatus.PICKED_UP.value})
+    return order
+
+
+def reject_order(order_id: int, reason: str, *, actor: Actor,
+                 now: datetime | None = None) -> Order:
+    """Cancel before shipment with a reason; every line is restocked once.
+
+    No money moves: refunds happen outside Shopdesk (see record_refund_note).
+    """
+    reason = clean_text(reason, "Reason", max_len=500, required=True)
+    now = _now(now)
+    with write_transaction():
+        order, event = _transition(order_id, "reject_order", actor=actor, now=now,
+                            event_type="order_rejected",
+                            values={"cancel_reason": reason},
+                            details={"reason": reason})
+        # Only the winner of the guarded UPDATE gets here: restock exactly once.
+        event.details = {**event.details, "restocked": _restock_order(order_id)}
+    return order
+
+
+def expire_order(order_id: int, *, now: datetime | None = None) -> Order:
+    """Cancel an order still in Pending payment at its deadline, and restock it."""
+    now = _now(now)
+    with write_transaction():
+        order, event = _transition(order_id, "expire_order", actor=SYSTEM, now=now,
+                            event_type="order_expired",
+                            values={"cancel_reason": "Payment deadline passed"},
+                            where=(Order.payment_deadline_at.is_not(None),
+                                   Order.payment_deadline_at <= now),
+                            details={"reason": "Payment deadline passed"})
+        event.details = {**event.details, "restocked": _restock_order(order_id)}
+    return order
+
+
+def _clean_tracking(code: str | None) -> str:
+    code = (code or "").strip()
+    if code and not TRACKING_RE.match(code):
+        raise ValidationError(
+            "Tracking code may use letters, digits, spaces and - _ / . (at most 64 characters).")
+    return code
+
+
+def set_tracking_code(order_id: int, code: str, *, actor: Actor,
+                      now: datetime | None = None) -> Order:
+    """Edit the tracking code; refused once completed/canceled or when the carrier set it."""
+    code = _clean_tracking(code)
+    now = _now(now)
+    with write_transaction():
+        order = _locked_order(order_id)
+        if not can_set_tracking_code(order):
+            if order.tracking_code_by_carrier:
+                raise InvalidTransition("This tracking code comes from the carrier and cannot be edited.")
+            label = order.status_info.label if order.status_info else "a draft"
+            raise InvalidTransition(
+                f"Order {order.number} is {label}: its tracking code can no longer change.")
+        old = order.tracking_code
+        if old == code:
+            return order
+        result = db.session.execute(
+            update(Order).where(Order.id == order_id, Order.status == order.status,
+                                Order.tracking_code_by_carrier.is_(False))
+            .values(tracking_code=code, updated_at=now)
+            .execution_options(synchronize_session=False))
+        if result.rowcount != 1:
+            raise InvalidTransition("The order changed meanwhile; reload and try again.")
+        _event(order_id, "tracking_code_set", actor, {"old": old, "new": code}, now)
+        db.session.expire(order)
+    return order
+
+
+def add_note(order_id: int, text: str, *, actor: Actor, now: datetime | None = None) -> OrderEvent:
+    """Internal note, visible to staff only."""
+    text = clean_text(text, "Note", max_len=2000, required=True)
+    now = _now(now)
+    with write_transaction():
+        _locked_order(order_id)
+        event = _event(order_id, "note_added", actor, {"text": text}, now)
+    return event
+
+
+REFUND_METHODS = ("Original payment method", "FPS", "Bank transfer", "PayMe", "Cash",
+                  "Store credit", "Other")
+
+
+def record_refund_note(order_id: int, *, amount_cents: int, method: str, reference: str = "",
+                       actor: Actor, now: datetime | None = None) -> OrderEvent:
+    """Record, for the books, a refund made outside Shopdesk. No money moves."""
+    if method not in REFUND_METHODS:
+        raise ValidationError("Choose how the refund was made.")
+    reference = clean_text(reference, "Reference", max_len=120)
+    now = _now(now)
+    with write_transaction():
+        order = _locked_order(order_id)
+        if amount_cents <= 0:
+            raise ValidationError("Refund amount must be more than zero.")
+        if amount_cents > order.total_cents:
+            raise ValidationError(
+                f"Refund amount cannot exceed the order total "
+                f"({format_money(order.total_cents, get_settings().currency)}).")
+        event = _event(order_id, "refund_noted", actor,
+                       {"amount_cents": amount_cents, "method": method,
+                        "reference": reference}, now)
+    return event
+
+
+def order_history(order_id: int) -> list[OrderEvent]:
+    return list(db.session.scalars(select(OrderEvent).where(OrderEvent.order_id == order_id)
+                                   .order_by(OrderEvent.created_at.desc(), OrderEvent.id.desc())))

@@ -1,0 +1,199 @@
+"""Store settings, payment methods and shipping methods (SPEC §1, §9)."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from zoneinfo import available_timezones
+
+from sqlalchemy import func, select
+
+from domain.db import db, write_transaction
+from domain.errors import NotFound, ValidationError
+from domain.models import PaymentMethod, ShippingMethod, StoreSettings
+
+PLANS = {"basic": "Basic", "advanced": "Advanced", "video_commerce": "Video Commerce"}
+SHIPPING_KINDS = {"delivery": "Delivery", "pickup": "Pickup",
+                  "logistics": "Logistics automation"}
+
+# SPEC §1: built-in methods. Online ones are charged by the gateway at checkout.
+BUILTIN_PAYMENT_METHODS = [
+    ("fps", "FPS", "manual", "Pay by FPS to our FPS ID, then upload the receipt."),
+    ("bank_transfer", "Bank Transfer", "manual",
+     "Transfer to our bank account, then upload the receipt."),
+    ("payme", "PayMe", "manual", "Pay with PayMe, then upload the screenshot."),
+    ("credit_card", "Credit Card", "online", ""),
+    ("alipay", "Alipay", "online", ""),
+    ("octopus", "Octopus", "online", ""),
+    ("tap_and_go", "Tap & Go", "online", ""),
+]
+
+DEFAULT_SHIPPING_METHODS = [
+    ("Local delivery", "delivery", 3000),
+    ("Store pickup (Mong Kok)", "pickup", 0),
+    ("SF Express (auto waybill)", "logistics", 4000),
+]
+
+EMAIL_RE = re.compile(r"^[^@\s<>\"']{1,64}@[^@\s<>\"']{1,189}\.[A-Za-z]{2,}$")
+
+
+def get_settings() -> StoreSettings:
+    """The store's settings row, or unsaved defaults before set-up has run."""
+    return db.session.get(StoreSettings, 1) or StoreSettings(
+        id=1, name="My Shop", currency="HKD", timezone="Asia/Hong_Kong", plan="basic",
+        order_prefix="SD", address="", phone="", email="", notification_email="",
+    )
+
+
+def ensure_store_defaults() -> StoreSettings:
+    """Create the settings row and built-in methods once; safe to call again."""
+    with write_transaction() as session:
+        settings = session.get(StoreSettings, 1)
+        if settings is None:
+            settings = StoreSettings(id=1)
+            session.add(settings)
+        have = set(session.scalars(select(PaymentMethod.code)))
+        for pos, (code, name, kind, instructions) in enumerate(BUILTIN_PAYMENT_METHODS):
+            if code not in have:
+                session.add(PaymentMethod(code=code, name=name, kind=kind, builtin=True,
+                                          instructions=instructions, position=pos))
+        if not session.scalar(select(func.count(ShippingMethod.id))):
+            for pos, (name, kind, fee) in enumerate(DEFAULT_SHIPPING_METHODS):
+                session.add(ShippingMethod(name=name, kind=kind, fee_cents=fee, position=pos))
+    return get_settings()
+
+
+def clean_text(value: str | None, field: str, *, max_len: int, required: bool = False) -> str:
+    """Strip, refuse control characters and over-long text."""
+    text = (value or "").strip()
+    if required and not text:
+        raise ValidationError(f"{field} is required.")
+    if len(text) > max_len:
+        raise ValidationError(f"{field} must be at most {max_len} characters.")
+    if any(ord(ch) < 32 and ch not in "\n\r\t" for ch in text):
+        raise ValidationError(f"{field} contains invalid characters.")
+    return text
+
+
+def clean_email(value: str | None, field: str = "Email", *, required: bool = False) -> str:
+    text = clean_text(value, field, max_len=254, required=required)
+    if text and not EMAIL_RE.match(text):
+        raise ValidationError(f"{field} must be a valid email address.")
+    return text.lower()
+
+
+def clean_days(value, field: str, *, max_value: int) -> int | None:
+    if value in (None, ""):
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"{field} must be a whole number.") from exc
+    if not 1 <= number <= max_value:
+        raise ValidationError(f"{field} must be between 1 and {max_value}, or empty for none.")
+    return number
+
+
+def update_store_info(*, name, address, phone, email, notification_email, currency,
+                      timezone, plan, order_prefix, payment_deadline_days=None,
+                      reminder_lead_hours=None) -> StoreSettings:
+    """Validate and save the store information form."""
+    values = dict(
+        name=clean_text(name, "Store name", max_len=120, required=True),
+        address=clean_text(address, "Address", max_len=500),
+        phone=clean_text(phone, "Phone", max_len=40),
+        email=clean_email(email, "Store email"),
+        notification_email=clean_email(notification_email, "Notification email"),
+        payment_deadline_days=clean_days(payment_deadline_days, "Payment deadline", max_value=60),
+        reminder_lead_hours=clean_days(reminder_lead_hours, "Reminder lead time", max_value=720),
+    )
+    currency = (currency or "").strip().upper()
+    if not re.fullmatch(r"[A-Z]{3}", currency):
+        raise ValidationError("Currency must be a three-letter code such as HKD.")
+    if timezone not in available_timezones():
+        raise ValidationError("Time zone is not a known IANA zone such as Asia/Hong_Kong.")
+    if plan not in PLANS:
+        raise ValidationError("Unknown plan.")
+    prefix = (order_prefix or "").strip().upper()
+    if not re.fullmatch(r"[A-Z]{0,6}", prefix):
+        raise ValidationError("Order prefix must be up to 6 letters A–Z.")
+    with write_transaction() as session:
+        settings = session.get(StoreSettings, 1)
+        if settings is None:
+            settings = StoreSettings(id=1)
+            session.add(settings)
+        for key, value in values.items():
+            setattr(settings, key, value)
+        settings.currency, settings.timezone, settings.plan = currency, timezone, plan
+        settings.order_prefix = prefix
+    return get_settings()
+
+
+def set_payment_method_enabled(method_id: int, enabled: bool) -> PaymentMethod:
+    with write_transaction() as session:
+        method = session.get(PaymentMethod, method_id)
+        if method is None:
+            raise NotFound("Payment method not found.")
+        method.enabled = bool(enabled)
+    return method
+
+
+def save_custom_payment_method(*, name, instructions, deadline_days=None,
+                               method_id: int | None = None) -> PaymentMethod:
+    """Create or edit a custom manual method (built-ins keep their names)."""
+    name = clean_text(name, "Name", max_len=80, required=True)
+    instructions = clean_text(instructions, "Payment instructions", max_len=2000, required=True)
+    days = clean_days(deadline_days, "Payment deadline", max_value=60)
+    with write_transaction() as session:
+        clash = session.scalar(select(PaymentMethod).where(
+            func.lower(PaymentMethod.name) == name.lower(), PaymentMethod.id != (method_id or 0)))
+        if clash:
+            raise ValidationError(f"A payment method called {name} already exists.")
+        if method_id is None:
+            position = (session.scalar(select(func.max(PaymentMethod.position))) or 0) + 1
+            method = PaymentMethod(code=f"custom_{secrets.token_hex(4)}",
+                                   name=name, kind="manual", position=position)
+            session.add(method)
+        else:
+            method = session.get(PaymentMethod, method_id)
+            if method is None:
+                raise NotFound("Payment method not found.")
+            if not method.is_manual:
+                raise ValidationError("Online methods have no payment instructions.")
+            if not method.builtin:
+                method.name = name
+        method.instructions = instructions
+        method.deadline_days = days
+    return method
+
+
+def save_shipping_method(*, name, kind, fee, method_id: int | None = None,
+                         enabled: bool = True) -> ShippingMethod:
+    from domain.money import parse_money
+
+    name = clean_text(name, "Name", max_len=80, required=True)
+    if kind not in SHIPPING_KINDS:
+        raise ValidationError("Kind must be delivery, pickup or logistics automation.")
+    fee_cents = parse_money(fee, field="Fee", allow_blank=True)
+    with write_transaction() as session:
+        if method_id is None:
+            position = (session.scalar(select(func.max(ShippingMethod.position))) or 0) + 1
+            method = ShippingMethod(position=position)
+            session.add(method)
+        else:
+            method = session.get(ShippingMethod, method_id)
+            if method is None:
+                raise NotFound("Shipping method not found.")
+        method.name, method.kind, method.fee_cents = name, kind, fee_cents
+        method.enabled = bool(enabled)
+    return method
+
+
+def enabled_payment_methods() -> list[PaymentMethod]:
+    return list(db.session.scalars(select(PaymentMethod).where(PaymentMethod.enabled)
+                                   .order_by(PaymentMethod.position)))
+
+
+def enabled_shipping_methods() -> list[ShippingMethod]:
+    return list(db.session.scalars(select(ShippingMethod).where(ShippingMethod.enabled)
+                                   .order_by(ShippingMethod.position)))
