@@ -92,17 +92,21 @@ def create_app(test_config: dict | None = None) -> Flask:
         user = db.session.get(User, int(user_id))
         return user if user and user.active else None
 
+    import jobs
     from blueprints.auth.routes import bp as auth_bp
     from blueprints.cli import register_cli
+    from blueprints.drafts.routes import bp as drafts_bp
     from blueprints.orders.routes import bp as orders_bp
     from blueprints.rendering import register_template_helpers
+    from blueprints.review.routes import bp as review_bp
     from blueprints.settings.routes import bp as settings_bp
+    from blueprints.storefront.routes import bp as storefront_bp
 
-    app.register_blueprint(auth_bp)
-    app.register_blueprint(orders_bp)
-    app.register_blueprint(settings_bp)
+    for blueprint in (auth_bp, orders_bp, settings_bp, drafts_bp, review_bp, storefront_bp):
+        app.register_blueprint(blueprint)
     register_template_helpers(app)
     register_cli(app)
+    jobs.init_app(app)
 
     @app.errorhandler(CSRFError)
     def csrf_error(exc):
