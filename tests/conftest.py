@@ -74,12 +74,34 @@ def staff(app):
     return create_user(email="staff@shop.test", password=PASSWORD, role="staff", name="陳小明")
 
 
+class _FreshContextClient:
+    """Each request runs in its own app context (its own ``g`` and db session), as
+    in production, even though the test itself holds an app context."""
+
+    def __init__(self, app):
+        self.app = app
+        self._http = app.test_client()
+
+    def __getattr__(self, name):
+        method = getattr(self._http, name)
+        if name not in ("get", "post", "open"):
+            return method
+
+        def call(*args, **kwargs):
+            with self.app.app_context():
+                response = method(*args, **kwargs)
+            # End the test's own read snapshot so its next query sees what the request wrote.
+            db.session.rollback()
+            return response
+        return call
+
+
 class Client:
     """Test client that signs in and sends the CSRF token like the real pages do."""
 
     def __init__(self, app):
         self.app = app
-        self.http = app.test_client()
+        self.http = _FreshContextClient(app)
         self._token = None
 
     def login(self, user, password=PASSWORD):

@@ -81,7 +81,7 @@ def _done(order, message: str, *, error: bool = False):
     if is_htmx():
         order = actions.get_order(order.id)
         body = render("orders/detail.html", block="order_body",
-                      **_order_context(order, notice=message, notice_error=error))
+                      **_order_context(order, message=message, message_error=error))
         return body, (422 if error else 200)
     flash(message, "error" if error else "success")
     return redirect(url_for("orders.detail", number=order.number))

@@ -69,7 +69,7 @@ def store_info():
             return redirect(url_for("settings.store_info"))
     elif form.is_submitted():
         error = first_error(form)
-    return render("settings/store.html", form=form, error=error, section="store"), (
+    return render("settings/store.html", block="settings", form=form, error=error, section="store"), (
         422 if error else 200)
 
 
@@ -77,7 +77,7 @@ def store_info():
 def payments():
     """Payment methods: enable or disable, and custom manual methods."""
     methods = db.session.scalars(select(PaymentMethod).order_by(PaymentMethod.position)).all()
-    return render("settings/payments.html", methods=methods, form=PaymentMethodForm(),
+    return render("settings/payments.html", block="settings", methods=methods, form=PaymentMethodForm(),
                   toggle_form=ToggleForm(), section="payments")
 
 
@@ -111,7 +111,7 @@ def shipping():
     forms = {m.id: ShippingMethodForm(prefix=f"m{m.id}", name=m.name, kind=m.kind,
                                       fee=cents_to_input(m.fee_cents), enabled=m.enabled)
              for m in methods}
-    return render("settings/shipping.html", methods=methods, forms=forms,
+    return render("settings/shipping.html", block="settings", methods=methods, forms=forms,
                   form=ShippingMethodForm(), section="shipping")
 
 
@@ -137,7 +137,7 @@ def staff():
     users = accounts.list_users()
     forms = {u.id: StaffUpdateForm(prefix=f"u{u.id}", role=u.role, active=u.active)
              for u in users}
-    return render("settings/staff.html", users=users, forms=forms, form=StaffForm(),
+    return render("settings/staff.html", block="settings", users=users, forms=forms, form=StaffForm(),
                   section="staff")
 
 
