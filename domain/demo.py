@@ -98,7 +98,8 @@ def seed_catalog(rng: random.Random) -> list[dict]:
     """Products and variants; returns variant rows (with product name)."""
     session = db.session
     if session.scalar(select(func.count(Product.id))):
-        rows = session.execute(select(Variant, Product.name).join(Product)).all()
+        rows = session.execute(select(Variant, Product.name).join(Product)
+                               .order_by(Variant.id)).all()
         return [{"id": v.id, "product_id": v.product_id, "product_name": pname, "name": v.name,
                  "sku": v.sku, "barcode": v.barcode, "price": v.price_cents} for v, pname in rows]
     variants = []
@@ -123,10 +124,12 @@ def seed_demo(orders: int, seed: int = 1, *, now: datetime | None = None) -> int
     """Create ``orders`` orders (about 2% of them unpaid drafts). Returns how many."""
     ensure_store_defaults()
     now = now or utcnow()
-    rng = random.Random(seed)
+    rng = random.Random(f"orders-{seed}")
     prefix = get_settings().order_prefix
     with write_transaction() as session:
-        variants = seed_catalog(rng)
+        # The catalogue has its own generator so orders come out the same
+        # whether or not the products already existed.
+        variants = seed_catalog(random.Random(f"catalog-{seed}"))
         payments = session.execute(select(PaymentMethod.id, PaymentMethod.name, PaymentMethod.kind)).all()
         shippings = session.execute(
             select(ShippingMethod.id, ShippingMethod.name, ShippingMethod.kind, ShippingMethod.fee_cents)).all()
