@@ -25,6 +25,9 @@ SOURCES = {"online_store": "Online store", "on_behalf": "On behalf",
 LISTS = ("paid", "unpaid")
 MAX_PAGE = 100_000
 MAX_Q = 100
+# Up to this many matches, fetching them by id is cheapest; above it SQLite
+# does better walking the date index and stopping after one page.
+BY_ID_LIMIT = 1000
 
 
 @dataclass(frozen=True)
@@ -180,7 +183,7 @@ class OrderQuery:
             return (d.replace(tzinfo=None) if d else None)
         return strip(start), strip(end)
 
-    def where_clauses(self, *, with_status: bool = True) -> list:
+    def where_clauses(self, *, with_status: bool = True, by_id: bool = True) -> list:
         kind = "placed" if self.list == "paid" else "draft"
         date_col = Order.placed_at if kind == "placed" else Order.created_at
         clauses = [Order.kind == kind]
@@ -207,7 +210,7 @@ class OrderQuery:
         if self.q:
             from domain.search_index import text_match
 
-            clauses.append(text_match(self.q))
+            clauses.append(text_match(self.q, by_id=by_id))
         return clauses
 
     def order_ids(self) -> Select:
@@ -222,12 +225,15 @@ class OrderQuery:
     def count(self) -> int:
         return db.session.scalar(select(func.count(Order.id)).where(*self.where_clauses()))
 
-    def page_results(self) -> Page:
-        total = self.count()
+    def page_results(self, total: int | None = None) -> Page:
+        """One page of orders; pass ``total`` when already known (from tab_counts)."""
+        if total is None:
+            total = self.count()
         pages = max(1, math.ceil(total / self.per_page))
         page = min(self.page, pages)
         items = list(db.session.scalars(
-            select(Order).where(*self.where_clauses()).order_by(*self._ordering())
+            select(Order).where(*self.where_clauses(by_id=total <= BY_ID_LIMIT))
+            .order_by(*self._ordering())
             .limit(self.per_page).offset((page - 1) * self.per_page)))
         return Page(items, total, page, self.per_page)
 

@@ -1,0 +1,335 @@
+"""Benchmark the orders list at scale (issue 4). Prints figures, asserts nothing.
+
+    .venv/bin/python -m bench.orders_list --orders 100000 --runs 30 [--with-proposals]
+    .venv/bin/python bench/orders_list.py ...          (the same)
+
+Builds a fresh SQLite database in a temporary directory from the real
+migrations, seeds it with the demo store, signs in an owner with the Flask
+test client and times ``GET /orders`` as htmx asks for it (``HX-Request:
+true``: the tabs and results fragment, rendered server side) for each class
+of query. For the text searches it also times, in the same run:
+
+* ``indexed``: the SQL the list view runs (OrderQuery count, tab counts and
+  one page), through the search index;
+* ``naive``: the same three queries written the naive way, LIKE '%q%' over
+  orders LEFT JOIN order_line on the same columns.
+
+With ``--with-proposals`` it then times the views again with the changes
+proposed for files the search work does not own, patched in at run time
+(delete the flag once they are adopted):
+
+* domain/search.py: ``page_results`` takes the total from the tab counts
+  instead of counting again, and for a broad search (more than
+  ``BY_ID_LIMIT`` matches) asks ``text_match(q, by_id=False)`` so SQLite walks
+  the date index for one page instead of fetching and sorting every match;
+* blueprints/orders/routes.py: no ``list_counts`` for htmx requests (the
+  fragment does not show them);
+* domain/db.py: ``PRAGMA cache_size=-65536`` (64 MB page cache) per connection.
+
+p50 and p95 are in milliseconds. The last line printed is one JSON object
+holding every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import distinct, func, or_, select
+
+if __package__ in (None, ""):  # run as a script: make the project importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+SIGNED_IN = "owner@bench.test"
+PASSWORD = "bench password 123"
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1))))
+    return ordered[rank]
+
+
+def summary(times: list[float]) -> dict:
+    return {"p50": round(percentile(times, 50), 2), "p95": round(percentile(times, 95), 2),
+            "mean": round(statistics.fmean(times), 2)}
+
+
+def timed(fn, runs: int, warmup: int = 2) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - started) * 1000)
+    return times
+
+
+# ------------------------------------------------------------------ naive search
+
+
+def _like(text: str) -> str:
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def naive_queries(q: str):
+    """count, tab counts and one page, by LIKE over orders LEFT JOIN order_line."""
+    from domain.db import db
+    from domain.models import Order, OrderLine
+
+    pattern = _like(q)
+    columns = (Order.number, Order.customer_name, Order.customer_phone, Order.customer_email,
+               OrderLine.product_name, OrderLine.barcode)
+    where = (Order.kind == "placed", or_(*(c.ilike(pattern, escape="\\") for c in columns)))
+
+    def joined(*cols):
+        return select(*cols).select_from(Order).outerjoin(
+            OrderLine, OrderLine.order_id == Order.id).where(*where)
+
+    def run():
+        session = db.session
+        total = session.scalar(joined(func.count(distinct(Order.id))))
+        session.execute(joined(Order.status, func.count(distinct(Order.id)))
+                        .group_by(Order.status)).all()
+        page = session.scalars(select(Order).where(Order.id.in_(joined(Order.id)))
+                               .order_by(Order.placed_at.desc(), Order.id.desc()).limit(50)).all()
+        db.session.remove()
+        return total, len(page)
+
+    return run
+
+
+def indexed_queries(q: str):
+    """What the list view asks the database for, through domain.search."""
+    from domain.db import db
+    from domain.search import OrderQuery
+
+    def run():
+        query = OrderQuery(q=q)
+        total = query.count()
+        query.tab_counts()
+        items = len(query.page_results().items)
+        db.session.remove()
+        return total, items
+
+    return run
+
+
+# ------------------------------------------------------------------ proposals
+
+BY_ID_LIMIT = 1000
+
+
+def apply_proposals(app) -> None:
+    """Patch in the changes proposed for domain/search.py, the list view and db.py."""
+    import math
+
+    from flask import g, has_request_context
+    from sqlalchemy import event, select
+
+    from blueprints.rendering import is_htmx
+    from domain import search
+    from domain.db import db
+    from domain.models import Order
+    from domain.search_index import text_match
+
+    original_where = search.OrderQuery.where_clauses
+    original_tabs = search.OrderQuery.tab_counts
+    original_lists = search.OrderQuery.list_counts
+
+    def where_clauses(self, *, with_status=True, by_id=True):
+        clauses = original_where(self, with_status=with_status)
+        if self.q and not by_id:
+            clauses[-1] = text_match(self.q, by_id=False)
+        return clauses
+
+    def tab_counts(self):
+        memo = g.setdefault("bench_tab_counts", {}) if has_request_context() else {}
+        if self not in memo:
+            memo[self] = original_tabs(self)
+        return memo[self]
+
+    def page_results(self):
+        if self.list == "paid":
+            total = self.tab_counts()[self.status or ""]
+        else:
+            total = self.count()
+        pages = max(1, math.ceil(total / self.per_page))
+        page = min(self.page, pages)
+        clauses = self.where_clauses(by_id=total <= BY_ID_LIMIT)
+        items = list(db.session.scalars(
+            select(Order).where(*clauses).order_by(*self._ordering())
+            .limit(self.per_page).offset((page - 1) * self.per_page)))
+        return search.Page(items, total, page, self.per_page)
+
+    def list_counts(self):
+        if has_request_context() and is_htmx():
+            return {"paid": 0, "unpaid": 0}  # not shown in the fragment
+        return original_lists(self)
+
+    search.OrderQuery.where_clauses = where_clauses
+    search.OrderQuery.tab_counts = tab_counts
+    search.OrderQuery.page_results = page_results
+    search.OrderQuery.list_counts = list_counts
+
+    with app.app_context():
+        @event.listens_for(db.engine, "connect")
+        def _cache(dbapi_connection, _record):
+            dbapi_connection.execute("PRAGMA cache_size=-65536")
+
+        db.engine.dispose()
+
+
+# ------------------------------------------------------------------ set-up
+
+
+def build(orders: int, workdir: Path):
+    from flask_migrate import upgrade
+
+    from app import create_app
+    from domain.accounts import create_user
+    from domain.demo import seed_demo
+    from domain.store import ensure_store_defaults
+
+    path = workdir / "bench.db"
+    app = create_app({"SECRET_KEY": "bench", "SQLALCHEMY_DATABASE_URI": f"sqlite:///{path}",
+                      "WTF_CSRF_ENABLED": False, "UPLOAD_FOLDER": str(workdir / "uploads"),
+                      "GENERATED_FOLDER": str(workdir / "generated")})
+    with app.app_context():
+        upgrade()
+        ensure_store_defaults()
+        started = time.perf_counter()
+        seed_demo(orders, seed=1)
+        seed_seconds = time.perf_counter() - started
+        create_user(email=SIGNED_IN, password=PASSWORD, role="owner", name="Bench Owner")
+    return app, path, seed_seconds
+
+
+def pick_cases(orders: int) -> list[dict]:
+    """Query classes with values taken from the seeded data."""
+    from domain.db import db
+    from domain.models import Order, OrderLine, PaymentMethod
+    from domain.status import OrderStatus
+    from domain.store import get_settings
+
+    session = db.session
+    middle = session.scalar(select(Order).where(Order.kind == "placed")
+                            .order_by(Order.id).offset(max(0, orders // 2)).limit(1))
+    barcode = session.scalar(select(OrderLine.barcode).where(OrderLine.order_id == middle.id)
+                             .order_by(OrderLine.id).limit(1))
+    payment_id = session.scalar(select(PaymentMethod.id).where(PaymentMethod.code == "fps")) \
+        or session.scalar(select(PaymentMethod.id).order_by(PaymentMethod.id))
+    latest = session.scalar(select(func.max(Order.placed_at)))
+    from zoneinfo import ZoneInfo
+    today = latest.replace(tzinfo=ZoneInfo("UTC")).astimezone(
+        ZoneInfo(get_settings().timezone)).date()
+    date_from, date_to = today - timedelta(days=90), today - timedelta(days=60)
+
+    cases = [{"name": "no_filter", "url": "/orders"}]
+    for status in OrderStatus:
+        cases.append({"name": f"status_{status.value}", "url": f"/orders?status={status.value}"})
+    texts = [("name_zh_2char", "大文"), ("name_en", "Kelvin"),
+             ("phone_last4", middle.customer_phone[-4:]),
+             ("phone_digits", "".join(ch for ch in middle.customer_phone if ch.isdigit())),
+             ("barcode_full", barcode), ("barcode_partial", barcode[-6:]),
+             ("product_zh", "曲奇禮盒"), ("product_en", "denim"),
+             ("number", middle.number), ("number_no_prefix", middle.number.lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ"))]
+    from urllib.parse import urlencode
+
+    for name, q in texts:
+        cases.append({"name": name, "url": "/orders?" + urlencode({"q": q}), "q": q})
+    cases.append({"name": "dates_payment_status", "url": "/orders?" + urlencode({
+        "from": date_from.isoformat(), "to": date_to.isoformat(), "payment": payment_id,
+        "status": "completed"})})
+    cases.append({"name": "page_50", "url": "/orders?page=50"})
+    return cases
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--orders", type=int, default=100_000)
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--naive-runs", type=int, default=5,
+                        help="runs of the naive queries (they are slow)")
+    parser.add_argument("--with-proposals", action="store_true",
+                        help="also time the views with the proposed changes patched in")
+    args = parser.parse_args(argv)
+
+    with tempfile.TemporaryDirectory(prefix="shopdesk-bench-") as tmp:
+        app, path, seed_seconds = build(args.orders, Path(tmp))
+        print(f"seeded {args.orders} orders in {seed_seconds:.1f}s; "
+              f"database {path.stat().st_size / 1e6:.0f} MB", flush=True)
+        with app.app_context():
+            cases = pick_cases(args.orders)
+        # No app context is left pushed: each request gets its own, and with
+        # it a fresh session, as in production.
+        client = app.test_client()
+        response = client.post("/login", data={"email": SIGNED_IN, "password": PASSWORD})
+        if response.status_code != 302:
+            print("login failed", response.status_code, file=sys.stderr)
+            return 1
+
+        from domain.db import db
+
+        def fragment(url):
+            def get():
+                response = client.get(url, headers={"HX-Request": "true"})
+                assert response.status_code == 200, (url, response.status_code)
+            return get
+
+        results = {}
+        print(f"{'class':24} {'view p50':>9} {'view p95':>9} {'idx p50':>8} {'idx p95':>8}"
+              f" {'naive p50':>10} {'naive p95':>10} {'ratio':>7} {'rows':>7}")
+        for case in cases:
+            figures = {"url": case["url"], "view": summary(timed(fragment(case["url"]),
+                                                                 args.runs))}
+            line = (f"{case['name']:24} {figures['view']['p50']:9.2f} "
+                    f"{figures['view']['p95']:9.2f}")
+            if "q" in case:
+                with app.app_context():
+                    indexed = indexed_queries(case["q"])
+                    naive = naive_queries(case["q"])
+                    figures["rows"], _ = indexed()
+                    figures["naive_rows"], _ = naive()
+                    figures["indexed"] = summary(timed(indexed, args.runs))
+                    figures["naive"] = summary(timed(naive, args.naive_runs, warmup=1))
+                figures["speedup"] = round(figures["naive"]["p50"] / figures["indexed"]["p50"], 1)
+                figures["speedup_vs_view"] = round(
+                    figures["naive"]["p50"] / figures["view"]["p50"], 1)
+                line += (f" {figures['indexed']['p50']:8.2f} {figures['indexed']['p95']:8.2f}"
+                         f" {figures['naive']['p50']:10.2f} {figures['naive']['p95']:10.2f}"
+                         f" {figures['speedup']:6.1f}x {figures['rows']:7d}")
+            print(line, flush=True)
+            results[case["name"]] = figures
+
+        if args.with_proposals:
+            apply_proposals(app)
+            print(f"{'with proposals':24} {'view p50':>9} {'view p95':>9}")
+            for case in cases:
+                figures = summary(timed(fragment(case["url"]), args.runs))
+                results[case["name"]]["view_with_proposals"] = figures
+                print(f"{case['name']:24} {figures['p50']:9.2f} {figures['p95']:9.2f}",
+                      flush=True)
+
+        peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"peak RSS {peak_rss_mb:.0f} MB")
+        with app.app_context():
+            db.engine.dispose()
+        print(json.dumps({"orders": args.orders, "runs": args.runs, "naive_runs": args.naive_runs,
+                          "seed_seconds": round(seed_seconds, 1),
+                          "db_mb": round(path.stat().st_size / 1e6, 1),
+                          "peak_rss_mb": round(peak_rss_mb, 1), "classes": results},
+                         ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
