@@ -67,3 +67,4 @@ def restock(quantities: Iterable[tuple[int, int]]) -> None:
             .values(stock=Variant.stock + qty)
             .execution_options(synchronize_session=False)
         )
+

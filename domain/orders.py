@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 
 from domain.actors import SYSTEM, Actor
 from domain.db import db, write_transaction
@@ -95,12 +95,11 @@ def _now(now: datetime | None) -> datetime:
 
 
 def _event(order_id: int, type_: str, actor: Actor, details: dict[str, Any],
-           now: datetime) -> OrderEvent:
-    event = OrderEvent(order_id=order_id, type=type_, actor_type=actor.type,
-                       actor_id=actor.id, actor_label=actor.label, created_at=now,
-                       details=details)
-    db.session.add(event)
-    return event
+           now: datetime) -> None:
+    """Write one history event (a plain INSERT: no ORM flush on the hot path)."""
+    db.session.execute(insert(OrderEvent).values(
+        order_id=order_id, type=type_, actor_type=actor.type, actor_id=actor.id,
+        actor_label=actor.label, created_at=now, details=details))
 
 
 def _locked_order(order_id: int) -> Order:
@@ -114,8 +113,19 @@ def _locked_order(order_id: int) -> Order:
     return order
 
 
-def _refuse(order: Order, action: str) -> InvalidTransition:
-    label = order.status_info.label if order.status_info else "a draft"
+def _locked_state(order_id: int):
+    """Just the columns a transition guard and its refusal need, row-locked on PostgreSQL."""
+    state = db.session.execute(
+        select(Order.number, Order.status, Order.delivery_status, Order.shipping_kind)
+        .where(Order.id == order_id).with_for_update()).first()
+    if state is None:
+        raise NotFound("Order not found.")
+    return state
+
+
+def _refuse(order, action: str) -> InvalidTransition:
+    """The refusal, in words, for an Order or a _locked_state row."""
+    label = OrderStatus(order.status).label if order.status else "a draft"
     extra = ""
     if action == "ship_order" and order.shipping_kind == "pickup":
         extra = " Pickup orders are completed with Ready for pickup, then Picked up."
@@ -131,15 +141,15 @@ def _refuse(order: Order, action: str) -> InvalidTransition:
 
 def _transition(order_id: int, action: str, *, actor: Actor, now: datetime,
                 event_type: str, details: dict[str, Any] | None = None,
-                values: dict[str, Any] | None = None, where=()) -> Order:
+                values: dict[str, Any] | None = None, where=(),
+                after_update=None) -> None:
     """Move the order along one edge of TRANSITIONS, or raise InvalidTransition.
 
     Runs inside the caller's write transaction. The UPDATE carries the guard,
     so when two requests race only one sees rowcount 1.
     """
     sources, target, deliveries, kinds = TRANSITIONS[action]
-    order = _locked_order(order_id)
-    old_status = order.status
+    state = _locked_state(order_id)
     conditions = [Order.id == order_id, Order.kind == "placed",
                   Order.status.in_([s.value for s in sources]), *where]
     if deliveries is not None:
@@ -152,11 +162,12 @@ def _transition(order_id: int, action: str, *, actor: Actor, now: datetime,
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:
-        raise _refuse(order, action)
-    event = _event(order_id, event_type, actor,
-                   {"from_status": old_status, "to_status": target.value, **(details or {})}, now)
-    db.session.expire(order)
-    return order, event
+        raise _refuse(state, action)
+    # Side effects of winning (restock) run only here, after the guard said yes.
+    extra = after_update() if after_update else {}
+    _event(order_id, event_type, actor,
+           {"from_status": state.status, "to_status": target.value, **(details or {}), **extra},
+           now)
 
 
 def _restock_order(order_id: int) -> list[dict[str, Any]]:
@@ -351,9 +362,9 @@ def confirm_payment(order_id: int, *, actor: Actor, now: datetime | None = None)
     """Staff saw the money (proof, or cash): the order moves to Processing."""
     now = _now(now)
     with write_transaction():
-        order, _ = _transition(order_id, "confirm_payment", actor=actor, now=now,
+        _transition(order_id, "confirm_payment", actor=actor, now=now,
                            event_type="payment_confirmed")
-    return order
+    return get_order(order_id)
 
 
 def decline_proof(order_id: int, reason: str, *, actor: Actor,
@@ -362,9 +373,9 @@ def decline_proof(order_id: int, reason: str, *, actor: Actor,
     reason = clean_text(reason, "Reason", max_len=500, required=True)
     now = _now(now)
     with write_transaction():
-        order, _ = _transition(order_id, "decline_proof", actor=actor, now=now,
+        _transition(order_id, "decline_proof", actor=actor, now=now,
                            event_type="proof_declined", details={"reason": reason})
-    return order
+    return get_order(order_id)
 
 
 def ship_order(order_id: int, *, actor: Actor, tracking_code: str | None = None,
@@ -382,29 +393,29 @@ def ship_order(order_id: int, *, actor: Actor, tracking_code: str | None = None,
             values["tracking_code"] = code
             details.update(tracking_code=code, old_tracking_code=order.tracking_code)
         details.setdefault("tracking_code", order.tracking_code)
-        order, _ = _transition(order_id, "ship_order", actor=actor, now=now,
+        _transition(order_id, "ship_order", actor=actor, now=now,
                            event_type="order_shipped", details=details, values=values)
-    return order
+    return get_order(order_id)
 
 
 def mark_ready_for_pickup(order_id: int, *, actor: Actor, now: datetime | None = None) -> Order:
     now = _now(now)
     with write_transaction():
-        order, _ = _transition(order_id, "mark_ready_for_pickup", actor=actor, now=now,
+        _transition(order_id, "mark_ready_for_pickup", actor=actor, now=now,
                            event_type="ready_for_pickup",
                            values={"delivery_status": DeliveryStatus.READY_FOR_PICKUP.value},
                            details={"delivery_status": DeliveryStatus.READY_FOR_PICKUP.value})
-    return order
+    return get_order(order_id)
 
 
 def complete_pickup(order_id: int, *, actor: Actor, now: datetime | None = None) -> Order:
     now = _now(now)
     with write_transaction():
-        order, _ = _transition(order_id, "complete_pickup", actor=actor, now=now,
+        _transition(order_id, "complete_pickup", actor=actor, now=now,
                            event_type="pickup_completed",
                            values={"delivery_status": DeliveryStatus.PICKED_UP.value},
                            details={"delivery_status": DeliveryStatus.PICKED_UP.value})
-    return order
+    return get_order(order_id)
 
 
 def reject_order(order_id: int, reason: str, *, actor: Actor,
@@ -415,28 +426,72 @@ def reject_order(order_id: int, reason: str, *, actor: Actor,
     """
     reason = clean_text(reason, "Reason", max_len=500, required=True)
     now = _now(now)
+
+    def restock_once():  # only the winner of the guarded UPDATE restocks
+        return {"restocked": _restock_order(order_id)}
+
     with write_transaction():
-        order, event = _transition(order_id, "reject_order", actor=actor, now=now,
+        _transition(order_id, "reject_order", actor=actor, now=now,
                             event_type="order_rejected",
                             values={"cancel_reason": reason},
-                            details={"reason": reason})
-        # Only the winner of the guarded UPDATE gets here: restock exactly once.
-        event.details = {**event.details, "restocked": _restock_order(order_id)}
-    return order
+                            details={"reason": reason}, after_update=restock_once)
+    return get_order(order_id)
 
 
-def expire_order(order_id: int, *, now: datetime | None = None) -> Order:
+EXPIRY_REASON = "Payment deadline passed"
+
+
+def expire_order(order_id: int, *, now: datetime | None = None) -> None:
     """Cancel an order still in Pending payment at its deadline, and restock it."""
     now = _now(now)
     with write_transaction():
-        order, event = _transition(order_id, "expire_order", actor=SYSTEM, now=now,
-                            event_type="order_expired",
-                            values={"cancel_reason": "Payment deadline passed"},
-                            where=(Order.payment_deadline_at.is_not(None),
-                                   Order.payment_deadline_at <= now),
-                            details={"reason": "Payment deadline passed"})
-        event.details = {**event.details, "restocked": _restock_order(order_id)}
-    return order
+        if not _expire_batch([order_id], now):
+            raise _refuse(_locked_state(order_id), "expire_order")
+
+
+def expire_orders(order_ids: list[int], *, now: datetime | None = None) -> list[int]:
+    """Expire every order of ``order_ids`` that is still due; returns the ids expired.
+
+    The set-based twin of expire_order for the sweep: the same guard, restock
+    and event, in one transaction and a handful of statements per batch.
+    Orders paid or canceled meanwhile are simply not in the result.
+    """
+    now = _now(now)
+    with write_transaction():
+        return _expire_batch(order_ids, now)
+
+
+def _expire_batch(order_ids: list[int], now: datetime) -> list[int]:
+    sources, target, _deliveries, _kinds = TRANSITIONS["expire_order"]
+    # The guarded UPDATE decides: RETURNING names exactly the orders this call
+    # canceled, so each is restocked once however many sweeps and jobs race.
+    expired = list(db.session.scalars(
+        update(Order)
+        .where(Order.id.in_(order_ids), Order.kind == "placed",
+               Order.status.in_([s.value for s in sources]),
+               Order.payment_deadline_at.is_not(None), Order.payment_deadline_at <= now)
+        .values(status=target.value, updated_at=now, cancel_reason=EXPIRY_REASON)
+        .returning(Order.id)
+        .execution_options(synchronize_session=False)))
+    if not expired:
+        return []
+    lines = db.session.execute(
+        select(OrderLine.order_id, OrderLine.variant_id, OrderLine.quantity,
+               OrderLine.product_name, OrderLine.variant_name)
+        .where(OrderLine.order_id.in_(expired), OrderLine.variant_id.is_not(None))).all()
+    restock((line.variant_id, line.quantity) for line in lines)  # merged, in id order
+    restocked: dict[int, list] = {order_id: [] for order_id in expired}
+    for line in lines:
+        restocked[line.order_id].append({"variant_id": line.variant_id, "quantity": line.quantity,
+                                         "name": line.product_name, "variant": line.variant_name})
+    db.session.execute(insert(OrderEvent), [
+        {"order_id": order_id, "type": "order_expired", "actor_type": SYSTEM.type,
+         "actor_id": SYSTEM.id, "actor_label": SYSTEM.label, "created_at": now,
+         "details": {"from_status": OrderStatus.PENDING_PAYMENT.value,
+                     "to_status": target.value, "reason": EXPIRY_REASON,
+                     "restocked": restocked[order_id]}}
+        for order_id in expired])
+    return expired
 
 
 def _clean_tracking(code: str | None) -> str:
@@ -475,14 +530,13 @@ def set_tracking_code(order_id: int, code: str, *, actor: Actor,
     return order
 
 
-def add_note(order_id: int, text: str, *, actor: Actor, now: datetime | None = None) -> OrderEvent:
+def add_note(order_id: int, text: str, *, actor: Actor, now: datetime | None = None) -> None:
     """Internal note, visible to staff only."""
     text = clean_text(text, "Note", max_len=2000, required=True)
     now = _now(now)
     with write_transaction():
         _locked_order(order_id)
-        event = _event(order_id, "note_added", actor, {"text": text}, now)
-    return event
+        _event(order_id, "note_added", actor, {"text": text}, now)
 
 
 REFUND_METHODS = ("Original payment method", "FPS", "Bank transfer", "PayMe", "Cash",
@@ -490,7 +544,7 @@ REFUND_METHODS = ("Original payment method", "FPS", "Bank transfer", "PayMe", "C
 
 
 def record_refund_note(order_id: int, *, amount_cents: int, method: str, reference: str = "",
-                       actor: Actor, now: datetime | None = None) -> OrderEvent:
+                       actor: Actor, now: datetime | None = None) -> None:
     """Record, for the books, a refund made outside Shopdesk. No money moves."""
     if method not in REFUND_METHODS:
         raise ValidationError("Choose how the refund was made.")
@@ -504,10 +558,8 @@ def record_refund_note(order_id: int, *, amount_cents: int, method: str, referen
             raise ValidationError(
                 f"Refund amount cannot exceed the order total "
                 f"({format_money(order.total_cents, get_settings().currency)}).")
-        event = _event(order_id, "refund_noted", actor,
-                       {"amount_cents": amount_cents, "method": method,
-                        "reference": reference}, now)
-    return event
+        _event(order_id, "refund_noted", actor,
+               {"amount_cents": amount_cents, "method": method, "reference": reference}, now)
 
 
 def order_history(order_id: int) -> list[OrderEvent]:

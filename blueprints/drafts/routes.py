@@ -1,5 +1,161 @@
-"""Unpaid orders built on behalf of a customer (issue 3)."""
+"""Unpaid orders built on behalf of a customer: list, builder, link, delete."""
 
-from flask import Blueprint
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, redirect, url_for
+from flask_login import current_user, login_required
+
+from blueprints.drafts.forms import BLANK_LINES, DeleteForm, DraftForm
+from blueprints.orders.forms import first_error
+from blueprints.rendering import render
+from domain import drafts as actions
+from domain.actors import Actor
+from domain.errors import DomainError, NotFound
+from domain.money import cents_to_input, parse_money
+from domain.orders import CustomerDetails
+from domain.payments import sellable_catalog
+from domain.store import enabled_shipping_methods
 
 bp = Blueprint("drafts", __name__, url_prefix="/drafts")
+
+
+@bp.before_request
+@login_required
+def require_login():
+    """Drafts are back-office pages."""
+
+
+def _variant_choices() -> list[tuple[int, str]]:
+    from domain.money import format_money
+    from domain.store import get_settings
+
+    currency = get_settings().currency
+    choices = [(0, "— choose an item —")]
+    for product in sellable_catalog():
+        for v in product.variants:
+            stock = "unlimited" if v.stock is None else f"{v.stock} in stock"
+            choices.append((v.id, f"{v.display_name} · {format_money(v.price_cents, currency)} · {stock}"))
+    return choices
+
+
+def _prepare(form: DraftForm) -> DraftForm:
+    choices = _variant_choices()
+    for entry in form.lines:
+        entry.form.variant_id.choices = choices
+    form.shipping_method.choices = [(m.id, f"{m.name} ({cents_to_input(m.fee_cents)})")
+                                    for m in enabled_shipping_methods()]
+    return form
+
+
+def _with_blank_lines(form: DraftForm) -> DraftForm:
+    while sum(1 for e in form.lines if not e.form.variant_id.data) < BLANK_LINES:
+        form.lines.append_entry()
+    return _prepare(form)
+
+
+def _input(form: DraftForm) -> actions.DraftInput:
+    items = [(e.form.variant_id.data, e.form.quantity.data or 1) for e in form.lines
+             if e.form.variant_id.data]
+    fee = form.shipping_fee.data.strip() if form.shipping_fee.data else ""
+    return actions.DraftInput(
+        customer=CustomerDetails(form.customer_name.data or "", form.phone.data or "",
+                                 form.email.data or "", form.address.data or ""),
+        items=items, shipping_method_id=form.shipping_method.data,
+        shipping_fee_cents=parse_money(fee, field="Shipping fee") if fee else None,
+        discount_cents=parse_money(form.discount.data, field="Discount", allow_blank=True))
+
+
+def _page(form: DraftForm, draft=None, *, error: str = "", status: int = 200):
+    html = render("drafts/builder.html", form=_with_blank_lines(form), draft=draft, error=error,
+                  delete_form=DeleteForm())
+    return html, status
+
+
+def _draft_or_redirect(order_id: int):
+    try:
+        return actions.get_draft(order_id)
+    except NotFound:
+        order = actions.get_draft_or_order(order_id) if _exists(order_id) else None
+        if order is None:
+            abort(404)
+        abort(redirect(url_for("orders.detail", number=order.number)))
+
+
+def _exists(order_id: int) -> bool:
+    try:
+        actions.get_draft_or_order(order_id)
+    except NotFound:
+        return False
+    return True
+
+
+@bp.get("/")
+def index():
+    """Every draft not yet confirmed by its customer, newest first."""
+    return render("drafts/list.html", drafts=actions.list_drafts(), delete_form=DeleteForm())
+
+
+@bp.get("/new")
+def new():
+    """An empty draft builder."""
+    return _page(DraftForm())
+
+
+@bp.post("/new")
+def create():
+    """Save a new draft."""
+    form = _prepare(DraftForm())
+    if not form.validate_on_submit():
+        return _page(form, error=first_error(form), status=422)
+    try:
+        draft = actions.create_draft(_input(form), actor=Actor.staff(current_user))
+    except DomainError as exc:
+        return _page(form, error=str(exc), status=422)
+    flash(f"Draft {draft.number} saved. Copy its link and send it to the customer.", "success")
+    return redirect(url_for("drafts.edit", order_id=draft.id))
+
+
+@bp.get("/<int:order_id>")
+def edit(order_id: int):
+    """The builder for an existing draft, with its checkout link."""
+    draft = _draft_or_redirect(order_id)
+    data = actions.draft_input_from(draft)
+    form = DraftForm(data={
+        "customer_name": draft.customer_name, "phone": draft.customer_phone,
+        "email": draft.customer_email, "address": draft.shipping_address,
+        "lines": [{"variant_id": vid, "quantity": qty} for vid, qty in data.items],
+        "shipping_method": draft.shipping_method_id,
+        "shipping_fee": cents_to_input(draft.shipping_fee_cents),
+        "discount": cents_to_input(draft.discount_cents) if draft.discount_cents else ""})
+    return _page(form, draft)
+
+
+@bp.post("/<int:order_id>")
+def update(order_id: int):
+    """Save changes to a draft (refused once the customer has confirmed it)."""
+    draft = _draft_or_redirect(order_id)
+    form = _prepare(DraftForm())
+    if not form.validate_on_submit():
+        return _page(form, draft, error=first_error(form), status=422)
+    try:
+        draft = actions.update_draft(order_id, _input(form), actor=Actor.staff(current_user))
+    except DomainError as exc:
+        return _page(form, draft, error=str(exc), status=422)
+    flash(f"Draft {draft.number} saved.", "success")
+    return redirect(url_for("drafts.edit", order_id=order_id))
+
+
+@bp.post("/<int:order_id>/delete")
+def delete(order_id: int):
+    """Delete a draft for good."""
+    form = DeleteForm()
+    if not form.validate_on_submit():
+        flash(first_error(form), "error")
+        return redirect(url_for("drafts.index"))
+    try:
+        number = actions.delete_draft(order_id, actor=Actor.staff(current_user))
+    except DomainError as exc:
+        flash(str(exc), "error")
+    else:
+        flash(f"Draft {number} deleted.", "success")
+    return redirect(url_for("drafts.index"))

@@ -1,5 +1,256 @@
-"""Customer side: product list, cart, checkout, the order status page (issue 3)."""
+"""Customer side: product list, cart, checkout, the order page behind its secret link."""
 
-from flask import Blueprint
+from __future__ import annotations
+
+import hmac
+
+from flask import Blueprint, abort, flash, redirect, request, session, url_for
+
+from blueprints.rendering import render
+from blueprints.storefront.forms import (
+    AddToCartForm,
+    CheckoutForm,
+    PaymentChoiceForm,
+    ProofForm,
+    SetQuantityForm,
+    first_error,
+)
+from blueprints.storefront.proof_files import proof_response
+from domain import drafts as draft_actions
+from domain import payments, proofs
+from domain.actors import Actor
+from domain.errors import DomainError
+from domain.orders import Checkout, CustomerDetails, get_order_by_token
+from domain.payments import sellable_catalog
+from domain.proofs import customer_messages
+from domain.status import can_upload_proof
+from domain.store import enabled_payment_methods, enabled_shipping_methods
+from jobs.deadlines import schedule_deadline_jobs
 
 bp = Blueprint("storefront", __name__, url_prefix="/shop")
+
+CART_KEY = "cart"
+MAX_CART_LINES = 50
+
+
+@bp.after_request
+def private_pages(response):
+    """Secret links must not leak through Referer headers, caches or search engines."""
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["X-Robots-Tag"] = "noindex, nofollow"
+    if request.endpoint and request.endpoint.startswith(("storefront.order", "storefront.draft")):
+        response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+# ------------------------------------------------------------------ cart (in the session)
+
+
+def _cart() -> dict[int, int]:
+    raw = session.get(CART_KEY) or {}
+    cart = {}
+    for key, qty in raw.items():
+        if str(key).isdigit() and isinstance(qty, int) and qty > 0:
+            cart[int(key)] = qty
+    return cart
+
+
+def _save_cart(cart: dict[int, int]) -> None:
+    session[CART_KEY] = {str(k): v for k, v in cart.items() if v > 0}
+
+
+def _variant_id(form) -> int | None:
+    value = (form.variant_id.data or "").strip()
+    return int(value) if value.isdigit() and len(value) < 10 else None
+
+
+def _methods(form: PaymentChoiceForm, *, with_shipping: bool) -> tuple[list, list]:
+    payment = enabled_payment_methods()
+    form.payment_method.choices = [(m.id, m.name) for m in payment]
+    shipping = enabled_shipping_methods() if with_shipping else []
+    if with_shipping:
+        form.shipping_method.choices = [(m.id, m.name) for m in shipping]
+    return payment, shipping
+
+
+@bp.get("/")
+def index():
+    """The product list with variants, prices and what is left in stock."""
+    return render("storefront/index.html", products=sellable_catalog(), add_form=AddToCartForm(),
+                  cart_count=sum(_cart().values()))
+
+
+@bp.post("/cart/add")
+def add_to_cart():
+    """Put an item in the cart (refused when not in stock)."""
+    form = AddToCartForm()
+    variant_id = _variant_id(form)
+    if not form.validate_on_submit() or variant_id is None:
+        flash(first_error(form) if form.errors else "Choose an item.", "error")
+        return redirect(url_for("storefront.index"))
+    cart = _cart()
+    if variant_id not in cart and len(cart) >= MAX_CART_LINES:
+        flash(f"A cart holds at most {MAX_CART_LINES} different items.", "error")
+        return redirect(url_for("storefront.cart"))
+    try:
+        variant = payments.check_can_add(variant_id, cart.get(variant_id, 0) + form.quantity.data)
+    except DomainError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("storefront.index"))
+    cart[variant_id] = cart.get(variant_id, 0) + form.quantity.data
+    _save_cart(cart)
+    flash(f"Added {form.quantity.data} × {variant.display_name} to your cart.", "success")
+    return redirect(url_for("storefront.index"))
+
+
+@bp.post("/cart/set")
+def set_quantity():
+    """Change an item's quantity in the cart; 0 removes it."""
+    form = SetQuantityForm()
+    variant_id = _variant_id(form)
+    cart = _cart()
+    if not form.validate_on_submit() or variant_id is None:
+        flash(first_error(form) if form.errors else "Choose an item.", "error")
+    elif form.quantity.data == 0:
+        cart.pop(variant_id, None)
+        _save_cart(cart)
+        flash("Removed from your cart.", "success")
+    else:
+        try:
+            payments.check_can_add(variant_id, form.quantity.data)
+        except DomainError as exc:
+            flash(str(exc), "error")
+        else:
+            cart[variant_id] = form.quantity.data
+            _save_cart(cart)
+            flash("Cart updated.", "success")
+    return redirect(url_for("storefront.cart"))
+
+
+def _cart_page(form: CheckoutForm, *, error: str = "", status: int = 200):
+    payment, shipping = _methods(form, with_shipping=True)
+    if form.shipping_method.data is None and shipping:
+        form.shipping_method.data = shipping[0].id
+    quote = payments.quote_items(_cart(), form.shipping_method.data)
+    html = render("storefront/cart.html", form=form, quote=quote, payment_methods=payment,
+                  shipping_methods=shipping, set_form=SetQuantityForm(), error=error,
+                  gateway=payments.get_gateway(), cart_count=sum(_cart().values()))
+    return html, status
+
+
+@bp.get("/cart")
+def cart():
+    """The cart and the checkout form."""
+    return _cart_page(CheckoutForm())
+
+
+@bp.post("/checkout")
+def checkout():
+    """Place the order: stock is held; manual methods wait for proof, online ones are charged."""
+    form = CheckoutForm()
+    _methods(form, with_shipping=True)
+    items = _cart()
+    if not items:
+        return _cart_page(form, error="Your cart is empty.", status=422)
+    if not form.validate_on_submit():
+        return _cart_page(form, error=first_error(form), status=422)
+    try:
+        order = payments.place_checkout(Checkout(
+            customer=CustomerDetails(name=form.name.data, phone=form.phone.data or "",
+                                     email=form.email.data or "", address=form.address.data or ""),
+            items=list(items.items()), payment_method_id=form.payment_method.data,
+            shipping_method_id=form.shipping_method.data), card_number=form.card_number.data or "")
+    except DomainError as exc:  # the cart is kept: nothing was placed
+        return _cart_page(form, error=str(exc), status=422)
+    schedule_deadline_jobs(order)
+    session.pop(CART_KEY, None)
+    flash("Thank you! Your order is placed. Keep this page's link to check on it.", "success")
+    return redirect(url_for("storefront.order", token=order.public_token))
+
+
+# ------------------------------------------------------------------ secret links
+
+
+def _by_token(token: str, *, kind: str):
+    order = get_order_by_token(token)
+    # The lookup is by index; the final comparison does not leak timing.
+    if order is None or not hmac.compare_digest(order.public_token.encode(), token.encode()):
+        abort(404)
+    if order.kind != kind:
+        if kind == "draft":  # the link was already used: show the placed order
+            abort(redirect(url_for("storefront.order", token=token)))
+        abort(404)
+    return order
+
+
+def _order_page(order, *, form=None, error: str = "", status: int = 200):
+    html = render("storefront/order.html", order=order, form=form or ProofForm(), error=error,
+                  can_upload=can_upload_proof(order), messages=customer_messages(order),
+                  instructions=payments.payment_instructions(order))
+    return html, status
+
+
+@bp.get("/o/<token>")
+def order(token: str):
+    """The customer's order page: status, items, how to pay, proof upload."""
+    return _order_page(_by_token(token, kind="placed"))
+
+
+@bp.post("/o/<token>/proof")
+def upload_proof(token: str):
+    """Upload (or replace) the payment proof."""
+    found = _by_token(token, kind="placed")
+    form = ProofForm()
+    if not form.validate_on_submit():
+        return _order_page(found, form=form, error=first_error(form), status=422)
+    try:
+        proofs.submit_proof(found.id, form.proof.data.stream,
+                            actor=Actor.customer(found.customer_name))
+    except DomainError as exc:
+        return _order_page(found, form=form, error=str(exc), status=422)
+    flash("Thank you! We received your payment proof; the shop will confirm it soon.", "success")
+    return redirect(url_for("storefront.order", token=token))
+
+
+@bp.get("/o/<token>/proof")
+def proof_file(token: str):
+    """The order's proof, for the holder of its link."""
+    return proof_response(_by_token(token, kind="placed"))
+
+
+@bp.get("/o/<token>/proof/thumbnail")
+def proof_thumbnail(token: str):
+    """A small preview of the proof image."""
+    return proof_response(_by_token(token, kind="placed"), thumbnail=True)
+
+
+def _draft_page(draft, form: PaymentChoiceForm, *, error: str = "", status: int = 200):
+    payment, _ = _methods(form, with_shipping=False)
+    html = render("storefront/draft.html", order=draft, form=form, payment_methods=payment,
+                  error=error, gateway=payments.get_gateway())
+    return html, status
+
+
+@bp.get("/d/<token>")
+def draft(token: str):
+    """An order the shop prepared for the customer: choose how to pay and confirm."""
+    return _draft_page(_by_token(token, kind="draft"), PaymentChoiceForm())
+
+
+@bp.post("/d/<token>")
+def checkout_draft(token: str):
+    """Confirm the prepared order: it becomes a placed order, its stock held now."""
+    found = _by_token(token, kind="draft")
+    form = PaymentChoiceForm()
+    _methods(form, with_shipping=False)
+    if not form.validate_on_submit():
+        return _draft_page(found, form, error=first_error(form), status=422)
+    try:
+        order = draft_actions.checkout_draft(found.id, form.payment_method.data,
+                                             card_number=form.card_number.data or "")
+    except DomainError as exc:
+        return _draft_page(draft_actions.get_draft_or_order(found.id), form, error=str(exc),
+                           status=422)
+    schedule_deadline_jobs(order)
+    flash("Thank you! Your order is placed.", "success")
+    return redirect(url_for("storefront.order", token=order.public_token))

@@ -1,0 +1,209 @@
+"""Unpaid orders built on behalf of a customer (SPEC §1 "Unpaid" list).
+
+The merchant builds a draft (customer, items, shipping method and fee,
+discount); it holds no stock and can be edited or deleted freely. Its secret
+link lets the customer choose a payment method and confirm: the draft becomes
+a placed order (source "on_behalf") and its stock is held at that moment.
+
+The draft → placed change is one guarded ``UPDATE ... WHERE kind = 'draft'``
+in the same transaction as the stock hold: two customers (or two tabs)
+confirming one link at once give one order, and the loser's hold is rolled
+back. Edits and deletes carry the same guard, so a draft cannot change under
+a customer who just confirmed it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, select, update
+
+from domain.actors import Actor
+from domain.db import db, write_transaction
+from domain.errors import InvalidTransition, NotFound
+from domain.inventory import hold_stock
+from domain.models import Order, OrderLine, PaymentMethod, ShippingMethod
+from domain.orders import (
+    CustomerDetails,
+    _build_lines,
+    _customer_record,
+    _enabled,
+    _event,
+    _lines_summary,
+    _locked_order,
+    _now,
+    compute_totals,
+    get_order,
+    order_number_for,
+    payment_deadline,
+)
+from domain.payments import PaymentGateway, get_gateway
+from domain.status import OrderStatus
+from domain.store import get_settings
+
+ALREADY_PLACED = "This order was already confirmed; it can no longer change here."
+
+
+@dataclass
+class DraftInput:
+    customer: CustomerDetails
+    items: list[tuple[int, int]]  # (variant_id, quantity)
+    shipping_method_id: int
+    shipping_fee_cents: int | None = None  # None: the shipping method's fee
+    discount_cents: int = 0
+
+
+def _prepared(data: DraftInput):
+    shipping = _enabled(ShippingMethod, data.shipping_method_id, "shipping method")
+    customer = data.customer.cleaned(need_address=shipping.kind != "pickup")
+    lines = _build_lines(data.items)
+    subtotal = sum(line.line_total_cents for line in lines)
+    fee = shipping.fee_cents if data.shipping_fee_cents is None else data.shipping_fee_cents
+    total = compute_totals(subtotal, data.discount_cents, fee, 0)
+    return shipping, customer, lines, dict(
+        customer_name=customer.name, customer_phone=customer.phone,
+        customer_email=customer.email, shipping_address=customer.address,
+        shipping_method_id=shipping.id, shipping_method_name=shipping.name,
+        shipping_kind=shipping.kind, subtotal_cents=subtotal,
+        discount_cents=data.discount_cents, shipping_fee_cents=fee, extra_charge_cents=0,
+        total_cents=total)
+
+
+def create_draft(data: DraftInput, *, actor: Actor, now: datetime | None = None) -> Order:
+    """A new draft; no stock moves."""
+    now = _now(now)
+    with write_transaction():
+        _shipping, _customer, lines, values = _prepared(data)
+        draft = Order(kind="draft", status=None, source="on_behalf", created_at=now,
+                      updated_at=now, lines=lines, **values)
+        db.session.add(draft)
+        db.session.flush()
+        draft.number = order_number_for(draft.id, get_settings().order_prefix)
+        _event(draft.id, "draft_created", actor, {
+            "total_cents": draft.total_cents, "lines": _lines_summary(lines)}, now)
+    return get_order(draft.id)
+
+
+def update_draft(order_id: int, data: DraftInput, *, actor: Actor,
+                 now: datetime | None = None) -> Order:
+    """Replace the draft's customer, items, shipping and discount."""
+    now = _now(now)
+    with write_transaction():
+        _locked_order(order_id)
+        _shipping, _customer, lines, values = _prepared(data)
+        result = db.session.execute(
+            update(Order).where(Order.id == order_id, Order.kind == "draft")
+            .values(updated_at=now, **values).execution_options(synchronize_session=False))
+        if result.rowcount != 1:
+            raise InvalidTransition(ALREADY_PLACED)
+        db.session.execute(delete(OrderLine).where(OrderLine.order_id == order_id))
+        for line in lines:
+            line.order_id = order_id
+            db.session.add(line)
+        _event(order_id, "draft_updated", actor, {
+            "total_cents": values["total_cents"], "lines": _lines_summary(lines)}, now)
+    db.session.expire_all()
+    return get_order(order_id)
+
+
+def delete_draft(order_id: int, *, actor: Actor) -> str:
+    """Delete a draft for good (its lines and history go with it); returns its number."""
+    with write_transaction():
+        draft = _locked_order(order_id)
+        number = draft.number
+        result = db.session.execute(
+            delete(Order).where(Order.id == order_id, Order.kind == "draft")
+            .execution_options(synchronize_session=False))
+        if result.rowcount != 1:
+            raise InvalidTransition(ALREADY_PLACED)
+    db.session.expunge_all()
+    return number
+
+
+def _place(order_id: int, method: PaymentMethod, *, payment_reference: str,
+           details: dict, now: datetime) -> Order:
+    with write_transaction():
+        draft = _locked_order(order_id)
+        if draft.kind != "draft":
+            raise InvalidTransition(ALREADY_PLACED)
+        lines = list(draft.lines)
+        hold_stock((line.variant_id, line.quantity) for line in lines if line.variant_id)
+        record = _customer_record(CustomerDetails(
+            draft.customer_name, draft.customer_phone, draft.customer_email,
+            draft.shipping_address))
+        deadline, reminder = payment_deadline(method, now)
+        status = OrderStatus.PENDING_PAYMENT if method.is_manual else OrderStatus.PROCESSING
+        subtotal = sum(line.line_total_cents for line in lines)
+        total = compute_totals(subtotal, draft.discount_cents, draft.shipping_fee_cents,
+                               draft.extra_charge_cents)
+        result = db.session.execute(
+            update(Order).where(Order.id == order_id, Order.kind == "draft").values(
+                kind="placed", status=status.value, source="on_behalf", customer_id=record.id,
+                payment_method_id=method.id, payment_method_name=method.name,
+                payment_kind=method.kind, subtotal_cents=subtotal, total_cents=total,
+                payment_deadline_at=deadline, reminder_at=reminder, placed_at=now,
+                updated_at=now)
+            .execution_options(synchronize_session=False))
+        if result.rowcount != 1:  # someone confirmed it first: our stock hold rolls back
+            raise InvalidTransition(ALREADY_PLACED)
+        _event(order_id, "order_placed", Actor.customer(draft.customer_name), {
+            "to_status": status.value, "source": "on_behalf", "total_cents": total,
+            "payment_method": method.name, "payment_kind": method.kind,
+            "shipping_method": draft.shipping_method_name, "lines": _lines_summary(lines),
+            "payment_reference": payment_reference,
+            "payment_deadline_at": deadline.isoformat() if deadline else None, **details,
+        }, now)
+        db.session.expire(draft)
+    return get_order(order_id)
+
+
+def checkout_draft(order_id: int, payment_method_id: int, *, card_number: str = "",
+                   gateway: PaymentGateway | None = None, now: datetime | None = None) -> Order:
+    """The customer confirms the draft with a payment method: it becomes a placed order."""
+    now = _now(now)
+    draft = get_order(order_id)
+    if draft.kind != "draft":
+        raise InvalidTransition(ALREADY_PLACED)
+    method = _enabled(PaymentMethod, payment_method_id, "payment method")
+    if method.is_manual:
+        return _place(order_id, method, payment_reference="", details={}, now=now)
+    gateway = gateway or get_gateway()
+    charge = gateway.authorize(draft.total_cents, get_settings().currency,
+                               reference=draft.number or "", card_number=card_number)
+    try:
+        order = _place(order_id, method, payment_reference=charge.id,
+                       details={"gateway": gateway.code, "gateway_test_mode": gateway.is_test},
+                       now=now)
+    except BaseException:
+        gateway.void(charge)
+        raise
+    gateway.capture(charge)
+    return order
+
+
+def get_draft(order_id: int) -> Order:
+    order = db.session.get(Order, order_id)
+    if order is None or order.kind != "draft":
+        raise NotFound("Draft not found.")
+    return order
+
+
+def get_draft_or_order(order_id: int) -> Order:
+    return get_order(order_id)
+
+
+def list_drafts(limit: int = 200) -> list[Order]:
+    return list(db.session.scalars(select(Order).where(Order.kind == "draft")
+                                   .order_by(Order.updated_at.desc(), Order.id.desc())
+                                   .limit(limit)))
+
+
+def draft_input_from(order: Order) -> DraftInput:
+    """The input that rebuilds this draft (the builder's starting values)."""
+    return DraftInput(
+        customer=CustomerDetails(order.customer_name, order.customer_phone,
+                                 order.customer_email, order.shipping_address),
+        items=[(line.variant_id, line.quantity) for line in order.lines if line.variant_id],
+        shipping_method_id=order.shipping_method_id or 0,
+        shipping_fee_cents=order.shipping_fee_cents, discount_cents=order.discount_cents)

@@ -1,0 +1,174 @@
+"""Unpaid orders placed on behalf of a customer: builder, link, customer checkout."""
+
+from __future__ import annotations
+
+import re
+import threading
+
+import pytest
+from sqlalchemy import func, select
+
+from domain import drafts
+from domain.actors import Actor
+from domain.db import db
+from domain.errors import DomainError, InvalidTransition
+from domain.models import Order, OrderEvent, PaymentMethod, ShippingMethod, Variant
+from domain.orders import CustomerDetails
+
+pytest_plugins = ["jobs_fixtures"]
+STAFF = Actor("staff", 1, "Tester")
+
+
+def ship_id(kind="delivery"):
+    return db.session.query(ShippingMethod).filter_by(kind=kind).first().id
+
+
+def pay_id(code="fps"):
+    return db.session.query(PaymentMethod).filter_by(code=code).first().id
+
+
+def stock_of(variant_id):
+    db.session.rollback()
+    return db.session.get(Variant, variant_id).stock
+
+
+def builder_data(variant_id, qty=2, **extra):
+    data = {"customer_name": "李小姐", "phone": "6123 4567", "email": "", "address": "沙田",
+            "lines-0-variant_id": variant_id, "lines-0-quantity": qty,
+            "lines-1-variant_id": 0, "lines-1-quantity": "",
+            "shipping_method": ship_id(), "shipping_fee": "15", "discount": "10"}
+    data.update(extra)
+    return data
+
+
+def test_draft_link_checkout_end_to_end(app, owner_client, client, make_variant, redis_conn):
+    variant = make_variant(price_cents=5000, stock=4)
+    # the merchant builds a draft: no stock moves
+    response = owner_client.post("/drafts/new", builder_data(variant.id, qty=3))
+    assert response.status_code == 302
+    draft = db.session.scalar(select(Order).where(Order.kind == "draft"))
+    assert (draft.status, draft.source, draft.total_cents) == (None, "on_behalf",
+                                                               15000 + 1500 - 1000)
+    assert stock_of(variant.id) == 4
+    # the builder shows the link to copy
+    page = owner_client.get(response.headers["Location"]).get_data(as_text=True)
+    link = re.search(r'id="draft-link" type="text" readonly value="([^"]+)"', page).group(1)
+    assert link.endswith(f"/shop/d/{draft.public_token}")
+    # the customer opens it, chooses FPS and confirms
+    path = link.split("localhost", 1)[-1]
+    html = client.get(path).get_data(as_text=True)
+    assert "李小姐" in html and "HK$ 155.00" in html
+    token = client.token_from(html)
+    confirm = client.post(path, {"payment_method": pay_id("fps"), "csrf_token": token},
+                          csrf=False)
+    assert confirm.status_code == 302
+    assert confirm.headers["Location"].endswith(f"/shop/o/{draft.public_token}")
+    db.session.rollback()
+    order = db.session.get(Order, draft.id)
+    assert (order.kind, order.status, order.source) == ("placed", "pending_payment", "on_behalf")
+    assert order.placed_at is not None and order.customer_id is not None
+    assert stock_of(variant.id) == 1  # held at that moment
+    # the link now leads to the order page, and the draft can no longer be edited or deleted
+    assert client.get(path).status_code == 302
+    assert owner_client.get(f"/drafts/{draft.id}").status_code == 302
+    with pytest.raises(InvalidTransition):
+        drafts.delete_draft(draft.id, actor=STAFF)
+    with pytest.raises(InvalidTransition):
+        drafts.update_draft(draft.id, drafts.draft_input_from(order), actor=STAFF)
+
+
+def test_draft_checkout_with_test_gateway_is_processing(app, make_variant):
+    variant = make_variant(stock=2)
+    draft = drafts.create_draft(drafts.DraftInput(
+        CustomerDetails("Amy", "9876 5432", address="Central"), [(variant.id, 1)], ship_id()),
+        actor=STAFF)
+    order = drafts.checkout_draft(draft.id, pay_id("credit_card"))
+    assert order.status == "processing" and order.payment_kind == "online"
+    event = db.session.scalar(select(OrderEvent).where(OrderEvent.order_id == order.id,
+                                                       OrderEvent.type == "order_placed"))
+    assert event.details["source"] == "on_behalf"
+    assert event.details["payment_reference"].startswith("test_")
+
+
+def test_draft_checkout_without_stock_says_which_item(app, make_variant):
+    variant = make_variant(name="限量月餅", variant="", stock=1)
+    draft = drafts.create_draft(drafts.DraftInput(
+        CustomerDetails("Amy", "9876 5432", address="Central"), [(variant.id, 2)], ship_id()),
+        actor=STAFF)
+    with pytest.raises(DomainError, match="Not enough stock for 限量月餅"):
+        drafts.checkout_draft(draft.id, pay_id())
+    db.session.rollback()
+    assert db.session.get(Order, draft.id).kind == "draft" and stock_of(variant.id) == 1
+
+
+def test_edit_and_delete_a_draft(app, owner_client, make_variant):
+    a, b = make_variant(price_cents=1000), make_variant(price_cents=2000)
+    owner_client.post("/drafts/new", builder_data(a.id, qty=1))
+    draft = db.session.scalar(select(Order).where(Order.kind == "draft"))
+    # edit: swap the item, pickup with no address, no discount
+    response = owner_client.post(f"/drafts/{draft.id}", builder_data(
+        b.id, qty=2, shipping_method=ship_id("pickup"), address="", shipping_fee="",
+        discount=""))
+    assert response.status_code == 302
+    db.session.rollback()
+    draft = db.session.get(Order, draft.id)
+    assert [(ln.variant_id, ln.quantity) for ln in draft.lines] == [(b.id, 2)]
+    assert (draft.total_cents, draft.shipping_kind) == (4000, "pickup")
+    # refusals keep the draft as it was
+    for data, message in [({"customer_name": ""}, "Give the customer"),
+                          ({"discount": "99999"}, "Discount cannot be more"),
+                          ({"lines-0-variant_id": 0}, "no items"),
+                          ({"shipping_fee": "abc"}, "Shipping fee must be")]:
+        bad = owner_client.post(f"/drafts/{draft.id}", builder_data(b.id, **data))
+        assert bad.status_code == 422 and message in bad.get_data(as_text=True), message
+    db.session.rollback()
+    assert db.session.get(Order, draft.id).total_cents == 4000
+    # the list shows it; delete removes it
+    draft_id = draft.id
+    assert draft.number in owner_client.get("/drafts/").get_data(as_text=True)
+    assert owner_client.post(f"/drafts/{draft_id}/delete").status_code == 302
+    db.session.rollback()
+    assert db.session.get(Order, draft_id) is None
+
+
+def test_draft_pages_need_login_and_drafts_have_no_order_page(client, app, make_variant):
+    variant = make_variant()
+    draft = drafts.create_draft(drafts.DraftInput(
+        CustomerDetails("Amy", "9876 5432", address="Central"), [(variant.id, 1)], ship_id()),
+        actor=STAFF)
+    assert client.get("/drafts/").status_code == 302
+    assert client.get(f"/shop/o/{draft.public_token}").status_code == 404
+    assert client.get(f"/shop/d/{draft.public_token}x").status_code == 404
+
+
+@pytest.mark.slow
+def test_two_customers_confirming_one_link_give_one_order(app, make_variant):
+    variant = make_variant(stock=1000)
+    for _ in range(30):
+        draft = drafts.create_draft(drafts.DraftInput(
+            CustomerDetails("Amy", "9876 5432", address="Central"), [(variant.id, 2)],
+            ship_id()), actor=STAFF)
+        draft_id, fps = draft.id, pay_id()
+        barrier = threading.Barrier(2)
+        outcomes = []
+
+        def confirm(draft_id=draft_id, fps=fps, barrier=barrier, outcomes=outcomes):
+            with app.app_context():
+                barrier.wait()
+                try:
+                    drafts.checkout_draft(draft_id, fps)
+                    outcomes.append("ok")
+                except DomainError as exc:
+                    outcomes.append(str(exc))
+                finally:
+                    db.session.remove()
+
+        threads = [threading.Thread(target=confirm) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert sorted(outcomes) == sorted(["ok", drafts.ALREADY_PLACED]), outcomes
+    db.session.rollback()
+    assert db.session.scalar(select(func.count(Order.id)).where(Order.kind == "placed")) == 30
+    assert stock_of(variant.id) == 1000 - 60

@@ -1,0 +1,218 @@
+"""Payment-proof uploads through the customer's order page: what is kept, what is refused."""
+
+from __future__ import annotations
+
+from io import BytesIO
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from sqlalchemy import select
+
+from domain.db import db
+from domain.models import Order, OrderEvent
+from domain.proofs import MAX_BYTES
+
+pytest_plugins = ["jobs_fixtures"]
+
+
+@pytest.fixture
+def customer(app):
+    """An anonymous browser holding an order's link (and that page's CSRF token)."""
+    from conftest import Client
+
+    def open_order(order):
+        client = Client(app)
+        page = client.get(f"/shop/o/{order.public_token}")
+        assert page.status_code == 200
+        client._token = client.token_from(page.get_data(as_text=True))
+        return client
+
+    return open_order
+
+
+def upload(client, order, data: bytes, name: str, content_type: str = "image/jpeg"):
+    return client.post(f"/shop/o/{order.public_token}/proof",
+                       {"proof": (BytesIO(data), name, content_type)},
+                       content_type="multipart/form-data")
+
+
+def stored_files(app) -> list[Path]:
+    root = Path(app.config["UPLOAD_FOLDER"])
+    return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+
+def reload(order) -> Order:
+    db.session.rollback()
+    return db.session.get(Order, order.id)
+
+
+def test_png_is_accepted_re_encoded_and_served_to_the_link(app, make_order, customer, samples):
+    order = make_order()
+    client = customer(order)
+    response = upload(client, order, samples.image_bytes("PNG", (300, 200)), "receipt.png", "image/png")
+    assert response.status_code == 302
+    order = reload(order)
+    assert order.status == "pending_confirmation"
+    assert order.proof_path.startswith("proofs/") and order.proof_path.endswith(".png")
+    assert "receipt" not in order.proof_path  # random name, not the customer's
+    assert len(order.proof_sha256) == 64
+    files = stored_files(app)
+    assert [f.suffix for f in files] == [".png", ".jpg"] or len(files) == 2  # proof + thumbnail
+    assert not any("static" in str(f) for f in files)
+    # served to the link holder, with headers that stop sniffing
+    served = client.get(f"/shop/o/{order.public_token}/proof")
+    assert served.status_code == 200 and served.mimetype == "image/png"
+    assert served.headers["X-Content-Type-Options"] == "nosniff"
+    assert served.headers["Content-Disposition"].startswith("inline")
+    assert "sandbox" in served.headers["Content-Security-Policy"]
+    assert Image.open(BytesIO(served.data)).size == (300, 200)
+    thumb = client.get(f"/shop/o/{order.public_token}/proof/thumbnail")
+    assert thumb.status_code == 200 and thumb.mimetype == "image/jpeg"
+    # and the page now shows it
+    assert "Payment proof received" in client.get(f"/shop/o/{order.public_token}").get_data(as_text=True)
+
+
+def test_jpeg_metadata_is_stripped_and_orientation_applied(app, make_order, customer, samples):
+    order = make_order()
+    client = customer(order)
+    assert upload(client, order, samples.jpeg_with_gps(), "IMG_0001.JPG").status_code == 302
+    order = reload(order)
+    data = client.get(f"/shop/o/{order.public_token}/proof").data
+    image = Image.open(BytesIO(data))
+    assert image.format == "JPEG"
+    assert image.size == (40, 80)  # rotated upright
+    assert not image.getexif() and "exif" not in image.info and "comment" not in image.info
+    assert b"SecretPhone" not in data and b"hello from the camera" not in data
+
+
+def test_heic_is_accepted_and_stored_as_jpeg(app, make_order, customer, samples):
+    order = make_order()
+    client = customer(order)
+    response = upload(client, order, samples.image_bytes("HEIF", (120, 90)), "IMG_1234.HEIC", "image/heic")
+    assert response.status_code == 302
+    order = reload(order)
+    assert order.proof_path.endswith(".jpg")
+    served = client.get(f"/shop/o/{order.public_token}/proof")
+    assert served.mimetype == "image/jpeg" and Image.open(BytesIO(served.data)).size == (120, 90)
+
+
+def test_pdf_is_stored_as_is_and_only_downloaded(app, make_order, customer, samples):
+    order = make_order()
+    client = customer(order)
+    pdf = samples.minimal_pdf()
+    # a wrong name and type do not matter: the content says PDF
+    assert upload(client, order, pdf, "bank.txt", "text/plain").status_code == 302
+    order = reload(order)
+    served = client.get(f"/shop/o/{order.public_token}/proof")
+    assert served.data == pdf and served.mimetype == "application/pdf"
+    assert served.headers["Content-Disposition"].startswith("attachment")
+    assert client.get(f"/shop/o/{order.public_token}/proof/thumbnail").status_code == 404
+
+
+def hostile(name: str, f) -> tuple[bytes, str, str, str]:
+    """(content, file name, Content-Type sent, expected message) of each attack."""
+    return {
+        "svg": lambda: (b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"><rect/></svg>',
+                        "receipt.svg", "image/svg+xml", "not accepted"),
+        "html renamed .jpg": lambda: (b"<!doctype html><script>alert(document.cookie)</script>",
+                                      "receipt.jpg", "image/jpeg", "not accepted"),
+        "empty": lambda: (b"", "empty.png", "image/png", "empty"),
+        "10 MB + 1 byte": lambda: (b"\xff\xd8\xff" + b"\0" * (MAX_BYTES - 2), "big.jpg",
+                                   "image/jpeg", "larger than 10 MB"),
+        "png bomb": lambda: (f.png_bomb(), "bomb.png", "image/png", "too large"),
+        "png just over the pixel limit": lambda: (f.png_bomb(7000, 7000), "big.png", "image/png",
+                                                  "too large"),
+        "php disguised as jpg": lambda: (b"<?php system($_GET['c']); ?>", "x.php.jpg",
+                                         "image/jpeg", "not accepted"),
+        "truncated jpeg": lambda: (f.image_bytes("JPEG", (200, 200))[:300], "cut.jpg",
+                                   "image/jpeg", "could not be read"),
+        "pdf with javascript": lambda: (
+            f.minimal_pdf(b"/AA << /O << /S /JavaScript /JS (app.alert(1)) >> >> "),
+            "r.pdf", "application/pdf", "scripts"),
+        "pdf header only": lambda: (b"%PDF-1.7\n" + b"A" * 100, "r.pdf", "application/pdf",
+                                    "damaged"),
+    }[name]()
+
+
+HOSTILE = ["svg", "html renamed .jpg", "empty", "10 MB + 1 byte", "png bomb",
+           "png just over the pixel limit", "php disguised as jpg", "truncated jpeg",
+           "pdf with javascript", "pdf header only"]
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_hostile_uploads_are_refused_and_leave_nothing(app, make_order, customer, samples, name):
+    data, filename, content_type, message = hostile(name, samples)
+    if name == "10 MB + 1 byte":
+        assert len(data) == MAX_BYTES + 1
+    order = make_order()
+    client = customer(order)
+    response = upload(client, order, data, filename, content_type)
+    assert response.status_code == 422
+    assert message in response.get_data(as_text=True)
+    order = reload(order)
+    assert order.status == "pending_payment"
+    assert order.proof_path is None and order.proof_sha256 is None
+    assert stored_files(app) == []
+    assert not db.session.scalar(select(OrderEvent).where(OrderEvent.order_id == order.id,
+                                                          OrderEvent.type == "proof_uploaded"))
+
+
+def test_request_over_the_size_limit_is_refused_before_reading(app, make_order, customer):
+    order = make_order()
+    client = customer(order)
+    response = upload(client, order, b"\xff\xd8\xff" + b"\0" * (12 * 1024 * 1024), "huge.jpg")
+    assert response.status_code == 413 and "larger than 10 MB" in response.get_data(as_text=True)
+    assert reload(order).status == "pending_payment" and stored_files(app) == []
+
+
+def test_no_file_chosen_gets_a_message(app, make_order, customer):
+    order = make_order()
+    client = customer(order)
+    response = client.post(f"/shop/o/{order.public_token}/proof", {},
+                           content_type="multipart/form-data")
+    assert response.status_code == 422 and "Choose a file" in response.get_data(as_text=True)
+
+
+def test_re_upload_while_pending_confirmation_replaces_the_proof(app, make_order, customer,
+                                                                 samples):
+    order = make_order()
+    client = customer(order)
+    upload(client, order, samples.image_bytes("PNG", colour="red"), "a.png", "image/png")
+    first = reload(order).proof_path
+    upload(client, order, samples.image_bytes("JPEG", colour="green"), "b.jpg")
+    order = reload(order)
+    assert order.proof_path != first and order.status == "pending_confirmation"
+    assert {f.name for f in stored_files(app)} == {
+        Path(order.proof_path).name, Path(order.proof_path).stem + ".thumb.jpg"}
+    assert db.session.scalars(select(OrderEvent.details).where(
+        OrderEvent.order_id == order.id, OrderEvent.type == "proof_uploaded")).all()[-1]["replaced"]
+
+
+def test_upload_refused_once_the_order_moved_on(app, make_order, customer, samples):
+    from domain.actors import Actor
+    from domain.orders import reject_order
+
+    order = make_order()
+    client = customer(order)
+    reject_order(order.id, "Out of stock", actor=Actor("staff", 1, "T"))
+    response = upload(client, order, samples.image_bytes(), "late.png", "image/png")
+    assert response.status_code == 302 or response.status_code == 422
+    assert reload(order).status == "canceled" and stored_files(app) == []
+
+
+def test_proof_files_reach_only_their_own_link_and_staff(app, make_order, customer, owner_client,
+                                                         client, samples):
+    mine, other = make_order(), make_order()
+    upload(customer(mine), mine, samples.image_bytes(), "a.png", "image/png")
+    mine = reload(mine)
+    # another order's link, a guessed link, and an anonymous visitor get nothing
+    assert client.get(f"/shop/o/{other.public_token}/proof").status_code == 404
+    assert client.get(f"/shop/o/{mine.public_token[:-1]}x/proof").status_code == 404
+    assert client.get(f"/review/proofs/{mine.number}").status_code in (302, 401)
+    # staff get it from the back office
+    staff_view = owner_client.get(f"/review/proofs/{mine.number}")
+    assert staff_view.status_code == 200 and staff_view.mimetype == "image/png"
+    assert staff_view.headers["X-Content-Type-Options"] == "nosniff"
+    # nothing is reachable under /static
+    assert client.get(f"/static/{mine.proof_path}").status_code == 404
