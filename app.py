@@ -73,6 +73,14 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.config["SQLALCHEMY_DATABASE_URI"] = app.config["SQLALCHEMY_DATABASE_URI"].replace(
             "postgres://", "postgresql+psycopg://", 1)
 
+    proxies = int(os.environ.get("SHOPDESK_PROXY_COUNT", "0") or 0)
+    if proxies:
+        # Behind nginx: take the client address and scheme from X-Forwarded-*,
+        # so the login throttle counts real clients, not the proxy.
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
+
     db.init_app(app)
     migrate.init_app(app, db, render_as_batch=True,
                      directory=str(Path(__file__).parent / "migrations"))
@@ -94,6 +102,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     import jobs
     from blueprints.auth.routes import bp as auth_bp
+    from blueprints.background.routes import bp as background_bp
     from blueprints.cli import register_cli
     from blueprints.drafts.routes import bp as drafts_bp
     from blueprints.orders.routes import bp as orders_bp
@@ -102,7 +111,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     from blueprints.settings.routes import bp as settings_bp
     from blueprints.storefront.routes import bp as storefront_bp
 
-    for blueprint in (auth_bp, orders_bp, settings_bp, drafts_bp, review_bp, storefront_bp):
+    for blueprint in (auth_bp, orders_bp, settings_bp, drafts_bp, review_bp, storefront_bp,
+                      background_bp):
         app.register_blueprint(blueprint)
     register_template_helpers(app)
     register_cli(app)

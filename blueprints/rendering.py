@@ -9,8 +9,8 @@ from flask import Flask, render_template, request
 from jinja2_fragments.flask import render_block
 
 from domain import status as status_rules
-from domain.search import SOURCES
 from domain.money import cents_to_input, format_money
+from domain.search import SOURCES
 from domain.status import DeliveryStatus, OrderStatus
 from domain.store import get_settings
 

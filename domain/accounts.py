@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
@@ -21,8 +22,13 @@ THROTTLE_WINDOW = timedelta(minutes=15)
 THROTTLE_LIMITS = {"email": 5, "ip": 20}
 
 _hasher = PasswordHasher()
-# Verified against when the email is unknown, so timing does not reveal accounts.
-_DUMMY_HASH = _hasher.hash("not-a-real-password")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the email is unknown, so timing does not reveal accounts.
+    Made on first use: each Argon2 hash takes 64 MiB, not worth paying at import."""
+    return _hasher.hash("not-a-real-password")
 
 
 class LoginThrottled(ValidationError):
@@ -75,7 +81,7 @@ def authenticate(email: str, password: str, *, ip: str = "",
                 f"Too many failed sign-ins. Try again in {minutes} minute(s).")
     user = db.session.scalar(select(User).where(func.lower(User.email) == email))
     try:
-        ok = _hasher.verify(user.password_hash if user else _DUMMY_HASH, password or "")
+        ok = _hasher.verify(user.password_hash if user else _dummy_hash(), password or "")
     except (VerificationError, InvalidHashError):
         ok = False
     ok = ok and user is not None and user.active

@@ -197,3 +197,10 @@ def enabled_payment_methods() -> list[PaymentMethod]:
 def enabled_shipping_methods() -> list[ShippingMethod]:
     return list(db.session.scalars(select(ShippingMethod).where(ShippingMethod.enabled)
                                    .order_by(ShippingMethod.position)))
+
+
+def all_products():
+    """Products for the orders page's product filter, by name."""
+    from domain.models import Product
+
+    return list(db.session.scalars(select(Product).order_by(Product.name)))

@@ -6,9 +6,9 @@ import os
 from pathlib import Path
 
 import pytest
+from conftest import browser_login
 from playwright.sync_api import expect
 
-from conftest import browser_login
 from domain.db import db
 from domain.models import Order, Variant
 
@@ -85,8 +85,8 @@ def test_screenshots(live_server, browser, owner, make_variant, make_order, widt
         order = make_order(name=who, payment="credit_card" if i % 2 else "fps",
                            shipping="pickup" if i == 3 else "delivery",
                            address="" if i == 3 else "旺角彌敦道 100 號 12 樓")
-    from domain.orders import add_note, set_tracking_code
     from domain.actors import Actor
+    from domain.orders import add_note, set_tracking_code
     set_tracking_code(order.id, "SF1234567890", actor=Actor("staff", owner.id, owner.label))
     add_note(order.id, "客人要求禮物包裝", actor=Actor("staff", owner.id, owner.label))
     SHOTS.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,7 @@ from domain.db import db
 from domain.errors import InsufficientStock, InvalidTransition, ValidationError
 from domain.models import Order, OrderEvent, Variant, utcnow
 from domain.status import TRANSITIONS, DeliveryStatus, OrderStatus, allowed
-from domain.store import update_store_info, get_settings
+from domain.store import get_settings, update_store_info
 
 STAFF = Actor("staff", 1, "Tester")
 

@@ -2,8 +2,22 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, request, url_for
+import tempfile
+from urllib.parse import parse_qsl, urlencode
+
+from flask import (
+    Blueprint,
+    abort,
+    after_this_request,
+    current_app,
+    flash,
+    redirect,
+    request,
+    send_file,
+    url_for,
+)
 from flask_login import current_user, login_required
+from werkzeug.datastructures import MultiDict
 
 from blueprints.orders.forms import (
     ConfirmForm,
@@ -16,12 +30,15 @@ from blueprints.orders.forms import (
 )
 from blueprints.rendering import is_htmx, render
 from domain import orders as actions
+from domain import saved_views
 from domain.actors import Actor
 from domain.errors import DomainError
+from domain.exports import SYNC_LIMIT, export_filename, export_orders, matching_ids
 from domain.money import parse_money
+from domain.proofs import reused_proof_order_numbers
 from domain.search import SOURCES, OrderQuery
 from domain.status import OrderStatus, available_actions
-from domain.store import enabled_payment_methods, enabled_shipping_methods
+from domain.store import all_products, enabled_payment_methods, enabled_shipping_methods
 
 bp = Blueprint("orders", __name__)
 
@@ -52,21 +69,115 @@ def home():
 @bp.get("/orders")
 def index():
     """Orders list: Paid/Unpaid lists, status tabs with counts, one page of rows."""
-    query = OrderQuery.from_args(request.args)
-    page = query.page_results()
-    context = dict(query=query, page=page, counts=query.tab_counts(),
-                   list_counts=query.list_counts(), statuses=list(OrderStatus),
+    query = OrderQuery.from_args(request.args, per_page=current_app.config["ORDERS_PER_PAGE"])
+    counts = query.tab_counts()
+    # The tab counts already hold the total for the paid list: no second COUNT.
+    page = query.page_results(counts[query.status] if query.list == "paid" else None)
+    context = dict(query=query, page=page, counts=counts,
+                   # the Paid/Unpaid switch is outside the htmx fragment
+                   list_counts=None if is_htmx() else query.list_counts(),
+                   statuses=list(OrderStatus),
                    payment_methods=enabled_payment_methods(),
                    shipping_methods=enabled_shipping_methods(), sources=SOURCES,
-                   oob=is_htmx())
+                   products=all_products(),
+                   views=saved_views.list_views(current_user.id),
+                   query_string=urlencode(query.to_args(page=1), doseq=True),
+                   export_form=ConfirmForm(), oob=is_htmx())
     return render("orders/list.html", block=["tabs", "results"], **context)
+
+
+# ------------------------------------------------------------------ export
+
+
+def _selected_ids(form) -> list[int]:
+    """The ids the merchant ticked, or every order matching the query they were looking at."""
+    if form.get("scope") == "matching":
+        return matching_ids(OrderQuery.from_args(form))
+    raw = form.getlist("ids")
+    if len(raw) > 10_000 or not all(v.isdigit() and len(v) <= 9 for v in raw):
+        raise DomainError("The selection is not valid; reload the page and select again.")
+    ids = list(dict.fromkeys(int(v) for v in raw))
+    if not ids:
+        raise DomainError("Select at least one order first.")
+    return ids
+
+
+@bp.post("/orders/export")
+def export():
+    """Excel export of the selected or matching orders: direct when small, else a job."""
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    back = url_for("orders.index", **OrderQuery.from_args(request.form).to_args())
+    try:
+        ids = _selected_ids(request.form)
+    except DomainError as exc:
+        flash(str(exc), "error")
+        return redirect(back)
+    if not ids:
+        flash("No orders match; nothing to export.", "error")
+        return redirect(back)
+    if len(ids) > SYNC_LIMIT:
+        from jobs.exports import export_orders_job
+        from jobs.queue import enqueue_job
+
+        job = enqueue_job("export_orders", export_orders_job, order_ids=ids,
+                          user_id=current_user.id, total=len(ids))
+        return redirect(url_for("background.progress", job_id=job.id))
+    handle = tempfile.NamedTemporaryFile(suffix=".xlsx", delete=False)
+    handle.close()
+    export_orders(ids, handle.name)
+
+    @after_this_request
+    def remove_file(response):
+        import os
+
+        try:
+            os.unlink(handle.name)
+        except OSError:
+            pass
+        return response
+
+    return send_file(handle.name, as_attachment=True, download_name=export_filename(),
+                     mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+
+
+# ------------------------------------------------------------------ saved views
+
+
+@bp.post("/orders/views")
+def save_view():
+    """Save the current search, filters and tab under a name."""
+    query_string = request.form.get("query_string", "")
+    try:
+        if not ConfirmForm().validate_on_submit():
+            raise DomainError("The form expired; reload and try again.")
+        view = saved_views.save_view(current_user.id, request.form.get("name", ""), query_string)
+    except DomainError as exc:
+        flash(str(exc), "error")
+        args = OrderQuery.from_args(MultiDict(parse_qsl(query_string))).to_args()
+        return redirect(url_for("orders.index", **args))
+    flash(f"Saved view “{view.name}”.", "success")
+    return redirect(url_for("orders.index") + ("?" + view.query_string if view.query_string else ""))
+
+
+@bp.post("/orders/views/<int:view_id>/delete")
+def delete_view(view_id: int):
+    """Delete one of my saved views."""
+    if ConfirmForm().validate_on_submit():
+        try:
+            saved_views.delete_view(current_user.id, view_id)
+            flash("Saved view deleted.", "success")
+        except DomainError as exc:
+            flash(str(exc), "error")
+    return redirect(url_for("orders.index"))
 
 
 def _order_context(order, **extra) -> dict:
     return dict(order=order, actions=available_actions(order),
                 history=actions.order_history(order.id),
                 ship_form=ShipForm(), reason_form=ReasonForm(), confirm_form=ConfirmForm(),
-                note_form=NoteForm(), refund_form=RefundNoteForm(), **extra)
+                note_form=NoteForm(), refund_form=RefundNoteForm(),
+                reused_proof=reused_proof_order_numbers(order), **extra)
 
 
 @bp.get("/orders/<number>")

@@ -30,3 +30,51 @@
     }
   });
 })();
+
+// Bulk selection: ticked rows, "select all on this page", "select all N matching".
+(function () {
+  function update() {
+    var form = document.getElementById("bulk-form");
+    if (!form) return;
+    var boxes = document.querySelectorAll("input[name=ids][form=bulk-form]");
+    var ticked = Array.prototype.filter.call(boxes, function (b) { return b.checked; }).length;
+    var scope = document.getElementById("bulk-scope");
+    var total = parseInt(form.dataset.total, 10);
+    var all = document.getElementById("select-page");
+    var matchingLink = document.getElementById("select-matching");
+    var count = document.getElementById("bulk-count");
+    var exportSelected = document.getElementById("export-selected");
+    if (all) all.checked = boxes.length > 0 && ticked === boxes.length;
+    if (scope.value === "matching") {
+      count.textContent = "All " + total + " matching orders selected";
+      matchingLink.textContent = "Clear selection";
+    } else {
+      count.textContent = ticked ? ticked + " selected" : total + " order" + (total === 1 ? "" : "s");
+      matchingLink.textContent = "Select all " + total + " orders matching";
+    }
+    matchingLink.classList.toggle("hidden", !(scope.value === "matching" || (ticked === boxes.length && ticked > 0 && total > ticked)));
+    exportSelected.disabled = !ticked && scope.value !== "matching";
+    form.classList.toggle("has-selection", ticked > 0 || scope.value === "matching");
+  }
+  document.addEventListener("change", function (event) {
+    var scope = document.getElementById("bulk-scope");
+    if (event.target.id === "select-page") {
+      document.querySelectorAll("input[name=ids][form=bulk-form]").forEach(function (b) { b.checked = event.target.checked; });
+      if (!event.target.checked && scope) scope.value = "selected";
+      update();
+    } else if (event.target.name === "ids") {
+      if (!event.target.checked && scope) scope.value = "selected";
+      update();
+    }
+  });
+  document.addEventListener("click", function (event) {
+    if (event.target.id !== "select-matching") return;
+    var scope = document.getElementById("bulk-scope");
+    var on = scope.value !== "matching";
+    scope.value = on ? "matching" : "selected";
+    document.querySelectorAll("input[name=ids][form=bulk-form]").forEach(function (b) { b.checked = on; });
+    update();
+  });
+  document.addEventListener("htmx:afterSettle", update);
+  document.addEventListener("DOMContentLoaded", update);
+})();

@@ -1,0 +1,141 @@
+"""The same domain on PostgreSQL: migrations, actions, the last-units race, search.
+
+Runs against the PostgreSQL server on loopback (``SHOPDESK_TEST_PG`` overrides
+the admin URL); skipped when none answers.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+
+import pytest
+
+ADMIN_URL = os.environ.get("SHOPDESK_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def _admin():
+    import psycopg
+
+    try:
+        return psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"No PostgreSQL at {ADMIN_URL}: {exc}")
+
+
+@pytest.fixture(scope="module")
+def pg_app():
+    from flask_migrate import upgrade
+
+    from app import create_app
+    from domain.db import db
+    from domain.store import ensure_store_defaults
+
+    name = f"shopdesk_test_{uuid.uuid4().hex[:10]}"
+    admin = _admin()
+    admin.execute(f'CREATE DATABASE "{name}"')
+    url = ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + f"/{name}"
+    app = create_app({"TESTING": True, "SECRET_KEY": "pg", "SQLALCHEMY_DATABASE_URI": url})
+    try:
+        with app.app_context():
+            upgrade()
+            ensure_store_defaults()
+            yield app
+            db.session.remove()
+            db.engine.dispose()
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+def _variant(stock, name="曲奇禮盒", barcode=None):
+    from domain.db import db
+    from domain.models import Product, Variant
+
+    product = Product(name=name)
+    db.session.add(product)
+    db.session.flush()
+    variant = Variant(product_id=product.id, name="原味", sku=f"PG-{uuid.uuid4().hex[:8]}",
+                      barcode=barcode or uuid.uuid4().hex[:13], price_cents=1000, stock=stock)
+    db.session.add(variant)
+    db.session.commit()
+    return variant.id
+
+
+def _checkout(variant_id, name="陳大文", phone="9123 4567", qty=1, payment="fps"):
+    from domain.db import db
+    from domain.models import PaymentMethod, ShippingMethod
+    from domain.orders import Checkout, CustomerDetails
+
+    return Checkout(
+        customer=CustomerDetails(name=name, phone=phone, address="旺角"),
+        items=[(variant_id, qty)],
+        payment_method_id=db.session.query(PaymentMethod).filter_by(code=payment).one().id,
+        shipping_method_id=db.session.query(ShippingMethod).filter_by(kind="delivery").first().id)
+
+
+def test_actions_and_restock_on_postgres(pg_app):
+    from domain import orders as actions
+    from domain.actors import Actor
+    from domain.db import db
+    from domain.errors import InvalidTransition
+    from domain.models import Variant
+
+    vid = _variant(stock=3)
+    order = actions.place_order(_checkout(vid, qty=2))
+    assert db.session.get(Variant, vid).stock == 1
+    staff = Actor("staff", 1, "T")
+    actions.reject_order(order.id, "no", actor=staff)
+    with pytest.raises(InvalidTransition):
+        actions.reject_order(order.id, "again", actor=staff)
+    db.session.expire_all()
+    assert db.session.get(Variant, vid).stock == 3
+
+
+def test_fifty_buyers_last_five_units_on_postgres(pg_app):
+    from domain.db import db
+    from domain.errors import InsufficientStock
+    from domain.models import Variant
+    from domain.orders import place_order
+
+    vid = _variant(stock=5)
+    checkouts = [_checkout(vid, name=f"買家{i}", phone=f"9000 {i:04d}") for i in range(50)]
+    db.session.remove()
+    barrier = threading.Barrier(50)
+    results = [None] * 50
+
+    def buy(i):
+        with pg_app.app_context():
+            barrier.wait()
+            try:
+                place_order(checkouts[i])
+                results[i] = "ok"
+            except InsufficientStock:
+                results[i] = "sold out"
+            except Exception as exc:  # reported by the assertion below
+                results[i] = repr(exc)
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=buy, args=(i,)) for i in range(50)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert results.count("ok") == 5, results
+    assert results.count("sold out") == 45, results
+    assert db.session.get(Variant, vid).stock == 0
+
+
+def test_search_on_postgres(pg_app):
+    from domain.orders import place_order
+    from domain.search import OrderQuery
+
+    vid = _variant(stock=None, name="手工朱古力 Dark Chocolate", barcode="4891234567890")
+    order = place_order(_checkout(vid, name="黃嘉欣 Karen", phone="6123 9876"))
+    for q in ("嘉欣", "karen", "9876", "61239876", "4567890", "朱古力", "chocolate",
+              order.number, order.number[2:], order.number.lower()):
+        ids = {o.id for o in OrderQuery(q=q).page_results().items}
+        assert order.id in ids, q
+    assert OrderQuery(q="no-such-thing-zz").count() == 0
