@@ -369,12 +369,23 @@ def confirm_payment(order_id: int, *, actor: Actor, now: datetime | None = None)
 
 def decline_proof(order_id: int, reason: str, *, actor: Actor,
                   now: datetime | None = None) -> Order:
-    """The proof does not show the payment: back to Pending payment, with a reason."""
+    """The proof does not show the payment: back to Pending payment, with a reason.
+
+    The customer gets a fresh payment deadline from now: the old one may have
+    passed while the proof waited, and expiring a minute after a decline would
+    give them no chance to pay.
+    """
     reason = clean_text(reason, "Reason", max_len=500, required=True)
     now = _now(now)
     with write_transaction():
+        method_id = db.session.scalar(select(Order.payment_method_id).where(Order.id == order_id))
+        method = db.session.get(PaymentMethod, method_id) if method_id else None
+        deadline, reminder = payment_deadline(method, now) if method else (None, None)
         _transition(order_id, "decline_proof", actor=actor, now=now,
-                           event_type="proof_declined", details={"reason": reason})
+                    event_type="proof_declined",
+                    values={"payment_deadline_at": deadline, "reminder_at": reminder},
+                    details={"reason": reason, "payment_deadline_at":
+                             deadline.isoformat() if deadline else None})
     return get_order(order_id)
 
 

@@ -279,3 +279,17 @@ def test_deadline_uses_method_override(make_order):
     assert order.payment_deadline_at - order.reminder_at == timedelta(hours=12)
     bank = make_order(payment="bank_transfer")
     assert bank.payment_deadline_at - bank.placed_at == timedelta(days=3)
+
+
+def test_decline_gives_a_fresh_deadline(make_order):
+    update_store_info(**_store(payment_deadline_days=2))
+    order = make_order()
+    actions.upload_proof(order.id, path="p.png", sha256="1" * 64)
+    later = order.payment_deadline_at + timedelta(hours=1)  # proof waited past the deadline
+    actions.decline_proof(order.id, "Wrong amount", actor=STAFF, now=later)
+    db.session.expire_all()
+    after = db.session.get(Order, order.id)
+    assert after.status == OrderStatus.PENDING_PAYMENT
+    assert after.payment_deadline_at == later + timedelta(days=2)
+    with pytest.raises(InvalidTransition):
+        actions.expire_order(order.id, now=later + timedelta(minutes=1))
