@@ -1,6 +1,6 @@
 """Benchmark the orders list at scale (issue 4). Prints figures, asserts nothing.
 
-    .venv/bin/python -m bench.orders_list --orders 100000 --runs 30 [--with-proposals]
+    .venv/bin/python -m bench.orders_list --orders 100000 --runs 30
     .venv/bin/python bench/orders_list.py ...          (the same)
 
 Builds a fresh SQLite database in a temporary directory from the real
@@ -14,20 +14,6 @@ of query. For the text searches it also times, in the same run:
 * ``naive``: the same three queries written the naive way, LIKE '%q%' over
   orders LEFT JOIN order_line on the same columns.
 
-With ``--with-proposals`` it then times the views again with the changes
-proposed for files the search work does not own, patched in at run time
-(delete the flag once they are adopted):
-
-* domain/search.py: ``page_results`` takes the total from the tab counts
-  instead of counting again, and for a broad search (more than
-  ``BY_ID_LIMIT`` matches) asks ``text_match(q, by_id=False)`` so SQLite walks
-  the date index for one page instead of fetching and sorting every match;
-* blueprints/orders/routes.py: no ``list_counts`` for htmx requests (the
-  fragment does not show them);
-* domain/db.py: ``PRAGMA cache_size=-65536`` (64 MB page cache) per connection.
-
-p50 and p95 are in milliseconds. The last line printed is one JSON object
-holding every figure.
 """
 
 from __future__ import annotations
@@ -81,7 +67,7 @@ def _like(text: str) -> str:
 
 
 def naive_queries(q: str):
-    """count, tab counts and one page, by LIKE over orders LEFT JOIN order_line."""
+    """Count, tab counts and one page, by LIKE over orders LEFT JOIN order_line."""
     from domain.db import db
     from domain.models import Order, OrderLine
 
@@ -114,78 +100,12 @@ def indexed_queries(q: str):
 
     def run():
         query = OrderQuery(q=q)
-        total = query.count()
-        query.tab_counts()
-        items = len(query.page_results().items)
+        total = query.tab_counts()[""]
+        items = len(query.page_results(total).items)
         db.session.remove()
         return total, items
 
     return run
-
-
-# ------------------------------------------------------------------ proposals
-
-BY_ID_LIMIT = 1000
-
-
-def apply_proposals(app) -> None:
-    """Patch in the changes proposed for domain/search.py, the list view and db.py."""
-    import math
-
-    from flask import g, has_request_context
-    from sqlalchemy import event, select
-
-    from blueprints.rendering import is_htmx
-    from domain import search
-    from domain.db import db
-    from domain.models import Order
-    from domain.search_index import text_match
-
-    original_where = search.OrderQuery.where_clauses
-    original_tabs = search.OrderQuery.tab_counts
-    original_lists = search.OrderQuery.list_counts
-
-    def where_clauses(self, *, with_status=True, by_id=True):
-        clauses = original_where(self, with_status=with_status)
-        if self.q and not by_id:
-            clauses[-1] = text_match(self.q, by_id=False)
-        return clauses
-
-    def tab_counts(self):
-        memo = g.setdefault("bench_tab_counts", {}) if has_request_context() else {}
-        if self not in memo:
-            memo[self] = original_tabs(self)
-        return memo[self]
-
-    def page_results(self):
-        if self.list == "paid":
-            total = self.tab_counts()[self.status or ""]
-        else:
-            total = self.count()
-        pages = max(1, math.ceil(total / self.per_page))
-        page = min(self.page, pages)
-        clauses = self.where_clauses(by_id=total <= BY_ID_LIMIT)
-        items = list(db.session.scalars(
-            select(Order).where(*clauses).order_by(*self._ordering())
-            .limit(self.per_page).offset((page - 1) * self.per_page)))
-        return search.Page(items, total, page, self.per_page)
-
-    def list_counts(self):
-        if has_request_context() and is_htmx():
-            return {"paid": 0, "unpaid": 0}  # not shown in the fragment
-        return original_lists(self)
-
-    search.OrderQuery.where_clauses = where_clauses
-    search.OrderQuery.tab_counts = tab_counts
-    search.OrderQuery.page_results = page_results
-    search.OrderQuery.list_counts = list_counts
-
-    with app.app_context():
-        @event.listens_for(db.engine, "connect")
-        def _cache(dbapi_connection, _record):
-            dbapi_connection.execute("PRAGMA cache_size=-65536")
-
-        db.engine.dispose()
 
 
 # ------------------------------------------------------------------ set-up
@@ -259,8 +179,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--naive-runs", type=int, default=5,
                         help="runs of the naive queries (they are slow)")
-    parser.add_argument("--with-proposals", action="store_true",
-                        help="also time the views with the proposed changes patched in")
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="shopdesk-bench-") as tmp:
@@ -309,15 +227,6 @@ def main(argv: list[str] | None = None) -> int:
                          f" {figures['speedup']:6.1f}x {figures['rows']:7d}")
             print(line, flush=True)
             results[case["name"]] = figures
-
-        if args.with_proposals:
-            apply_proposals(app)
-            print(f"{'with proposals':24} {'view p50':>9} {'view p95':>9}")
-            for case in cases:
-                figures = summary(timed(fragment(case["url"]), args.runs))
-                results[case["name"]]["view_with_proposals"] = figures
-                print(f"{case['name']:24} {figures['p50']:9.2f} {figures['p95']:9.2f}",
-                      flush=True)
 
         peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"peak RSS {peak_rss_mb:.0f} MB")
