@@ -52,7 +52,7 @@ class Page:
 
 def _int_list(values: list[str], what: str) -> tuple[int, ...]:
     out = []
-    for value in values:
+    for value in map(str, values):
         if value == "":
             continue
         if not value.isdigit() or len(value) > 9:
@@ -62,7 +62,7 @@ def _int_list(values: list[str], what: str) -> tuple[int, ...]:
 
 
 def _choice_list(values: list[str], allowed, what: str) -> tuple[str, ...]:
-    out = [v for v in values if v != ""]
+    out = [str(v) for v in values if v != ""]
     bad = [v for v in out if v not in allowed]
     if bad:
         raise ValidationError(f"Unknown {what}: {bad[0][:40]}.")
@@ -131,7 +131,7 @@ class OrderQuery:
         take("delivery_statuses", lambda: _choice_list(
             args.getlist("delivery"), DeliveryStatus.__members__.values(), "delivery status"))
         take("sources", lambda: _choice_list(args.getlist("source"), SOURCES, "order source"))
-        page = args.get("page", "1")
+        page = str(args.get("page", "1"))
         values["page"] = min(int(page), MAX_PAGE) if page.isdigit() and int(page) >= 1 else 1
         if values.get("date_from") and values.get("date_to") and values["date_from"] > values["date_to"]:
             errors.append("From date is after To date; the dates were swapped.")
