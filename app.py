@@ -118,6 +118,18 @@ def create_app(test_config: dict | None = None) -> Flask:
     register_cli(app)
     jobs.init_app(app)
 
+    @app.get("/logo")
+    def store_logo():
+        """The store's logo: public, like the name on an invoice."""
+        from flask import abort, send_file
+
+        from domain.store import logo_file
+
+        path = logo_file()
+        if path is None:
+            abort(404)
+        return send_file(path, max_age=300)
+
     @app.errorhandler(CSRFError)
     def csrf_error(exc):
         return render_template("error.html", title="Form expired",

@@ -204,3 +204,71 @@ def all_products():
     from domain.models import Product
 
     return list(db.session.scalars(select(Product).order_by(Product.name)))
+
+
+LOGO_MAX_BYTES = 2 * 1024 * 1024
+LOGO_BOX = (800, 400)  # big enough for a sharp invoice header, small enough to embed
+
+
+def set_store_logo(stream) -> str:
+    """Validate, clean (re-encoded, no metadata) and store the store's logo; returns its path.
+
+    PNG or JPEG only, recognised by content; the previous logo file is removed.
+    """
+    from io import BytesIO
+
+    from PIL import Image
+
+    from domain.proofs import clean_upload, read_limited, sniff
+
+    data = read_limited(stream, LOGO_MAX_BYTES)
+    if sniff(data) not in ("png", "jpeg"):
+        raise ValidationError("The logo must be a PNG or JPEG image.")
+    clean = clean_upload(data)
+    image = Image.open(BytesIO(clean.data))
+    image.thumbnail(LOGO_BOX)
+    out = BytesIO()
+    image.save(out, format="PNG" if clean.kind == "png" else "JPEG", quality=90)
+    folder = _logo_folder()
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"logo-{secrets.token_hex(8)}.{clean.extension}"
+    (folder / name).write_bytes(out.getvalue())
+    with write_transaction() as session:
+        settings = session.get(StoreSettings, 1)
+        if settings is None:
+            settings = StoreSettings(id=1)
+            session.add(settings)
+        old, settings.logo_path = settings.logo_path, name
+    _remove_logo_file(old)
+    return name
+
+
+def remove_store_logo() -> None:
+    with write_transaction() as session:
+        settings = session.get(StoreSettings, 1)
+        old = settings.logo_path if settings else None
+        if settings:
+            settings.logo_path = None
+    _remove_logo_file(old)
+
+
+def logo_file():
+    """Absolute path of the current logo, or None."""
+    name = get_settings().logo_path
+    if not name or "/" in name or name.startswith("."):
+        return None
+    path = _logo_folder() / name
+    return path if path.is_file() else None
+
+
+def _logo_folder():
+    from pathlib import Path
+
+    from flask import current_app
+
+    return Path(current_app.config["UPLOAD_FOLDER"]) / "logo"
+
+
+def _remove_logo_file(name: str | None) -> None:
+    if name and "/" not in name and not name.startswith("."):
+        (_logo_folder() / name).unlink(missing_ok=True)

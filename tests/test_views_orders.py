@@ -314,3 +314,32 @@ def test_deactivated_staff_is_signed_out(app, staff_client, staff):
 
     update_user(staff.id, role="staff", active=False)
     assert staff_client.get("/orders").status_code == 302
+
+
+def test_logo_upload_cleans_and_serves(owner_client, staff_client):
+    import io
+
+    from PIL import Image
+
+    from domain.store import get_settings
+
+    image = Image.new("RGB", (1600, 400), "navy")
+    buf = io.BytesIO()
+    image.save(buf, format="JPEG", exif=b"Exif\x00\x00secret-gps")
+    refused = owner_client.post("/settings/logo", {"logo": (io.BytesIO(b"<svg onload=alert(1)>"), "x.png")},
+                                content_type="multipart/form-data")
+    assert refused.status_code == 302 and get_settings().logo_path is None
+    assert staff_client.post("/settings/logo", {"logo": (io.BytesIO(buf.getvalue()), "l.jpg")},
+                             content_type="multipart/form-data").status_code == 403
+    ok = owner_client.post("/settings/logo", {"logo": (io.BytesIO(buf.getvalue()), "l.jpg")},
+                           content_type="multipart/form-data")
+    assert ok.status_code == 302
+    db.session.expire_all()
+    assert get_settings().logo_path
+    served = owner_client.get("/logo")
+    assert served.status_code == 200 and served.mimetype == "image/jpeg"
+    stored = Image.open(io.BytesIO(served.data))
+    assert stored.size == (800, 200) and not stored.info.get("exif")
+    assert b"secret-gps" not in served.data
+    owner_client.post("/settings/logo/delete")
+    assert owner_client.get("/logo").status_code == 404

@@ -1,6 +1,7 @@
 """Owner-only settings forms. Domain functions do the real validation."""
 
 from flask_wtf import FlaskForm
+from flask_wtf.file import FileField, FileRequired
 from wtforms import (
     BooleanField,
     EmailField,
@@ -60,3 +61,7 @@ class StaffForm(FlaskForm):
 class StaffUpdateForm(FlaskForm):
     role = SelectField("Role", choices=list(ROLES.items()))
     active = BooleanField("Can sign in")
+
+
+class LogoForm(FlaskForm):
+    logo = FileField("Logo (PNG or JPEG, up to 2 MB)", validators=[FileRequired("Choose an image.")])

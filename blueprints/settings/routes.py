@@ -9,6 +9,7 @@ from sqlalchemy import select
 from blueprints.orders.forms import first_error
 from blueprints.rendering import render
 from blueprints.settings.forms import (
+    LogoForm,
     PaymentMethodForm,
     ShippingMethodForm,
     StaffForm,
@@ -69,8 +70,23 @@ def store_info():
             return redirect(url_for("settings.store_info"))
     elif form.is_submitted():
         error = first_error(form)
-    return render("settings/store.html", block="settings", form=form, error=error, section="store"), (
+    return render("settings/store.html", block="settings", form=form, error=error,
+                  section="store", logo_form=LogoForm(), remove_form=ToggleForm()), (
         422 if error else 200)
+
+
+@bp.post("/logo")
+def upload_logo():
+    """Replace the store logo shown on invoices and the shop."""
+    return _outcome(LogoForm(), lambda f: store.set_store_logo(f.logo.data.stream),
+                    "Logo saved.", "settings.store_info")
+
+
+@bp.post("/logo/delete")
+def delete_logo():
+    """Remove the store logo."""
+    return _outcome(ToggleForm(), lambda f: store.remove_store_logo(), "Logo removed.",
+                    "settings.store_info")
 
 
 @bp.get("/payments")

@@ -20,11 +20,12 @@
     if (closer) closer.closest("dialog").close();
   });
 
-  // A swapped-in inline editor gets focus with the cursor at the end.
-  document.addEventListener("htmx:afterSwap", function (event) {
-    var editor = document.querySelector(".tracking-form .tracking-input:not([data-focused])");
+  // A swapped-in inline editor: put the cursor at the end. This runs on
+  // htmx:load, after htmx has bound the form (focusing earlier, on afterSwap,
+  // would let a quick Enter submit the form natively before htmx sees it).
+  document.addEventListener("htmx:load", function (event) {
+    var editor = event.target.querySelector && event.target.querySelector(".tracking-form .tracking-input");
     if (editor) {
-      editor.dataset.focused = "1";
       editor.focus();
       editor.setSelectionRange(editor.value.length, editor.value.length);
     }
