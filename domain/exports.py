@@ -48,7 +48,9 @@ def matching_ids(query: OrderQuery) -> list[int]:
 
 
 def export_filename(now: datetime | None = None) -> str:
-    return f"orders-{(now or datetime.now()).strftime('%Y%m%d-%H%M%S')}.xlsx"
+    """orders-YYYYmmdd-HHMMSS.xlsx, in the store's time zone."""
+    now = now or datetime.now(ZoneInfo("UTC"))
+    return f"orders-{now.astimezone(ZoneInfo(get_settings().timezone)):%Y%m%d-%H%M%S}.xlsx"
 
 
 class _Sheet:
@@ -159,7 +161,8 @@ def export_orders(order_ids: Sequence[int], path: str | Path, *,
                 continue
             s = orders_sheet
             when = row.placed_at or row.created_at
-            local = when.replace(tzinfo=utc).astimezone(zone).replace(tzinfo=None) if when else None
+            local = (when.replace(tzinfo=utc, microsecond=0).astimezone(zone).replace(tzinfo=None)
+                     if when else None)
             if row.status:
                 status_cell = WriteOnlyCell(s.ws, value=OrderStatus(row.status).label)
                 status_cell._style = copy(status_cells[row.status])

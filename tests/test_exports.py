@@ -38,6 +38,7 @@ def test_workbook_shape_types_and_formula_safety(app, tmp_path, make_variant, ma
     assert row["Order number"].value == order.number
     assert isinstance(row["Date"].value, datetime) and row["Date"].is_date
     # shown in Hong Kong time: UTC+8
+    assert row["Date"].value.microsecond == 0
     delta = row["Date"].value - order.placed_at.replace(microsecond=0)
     assert round(delta.total_seconds() / 3600) == 8
     assert row["Customer name"].value == "=1+1" and row["Customer name"].data_type == "s"
