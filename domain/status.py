@@ -153,3 +153,12 @@ _CHECKS = [
     ("reject_order", can_reject_order),
     ("set_tracking_code", can_set_tracking_code),
 ]
+
+
+def is_awaiting_payment(order) -> bool:
+    """Placed with a manual method and no proof yet: the customer still has to pay."""
+    return order.kind == "placed" and order.status == OrderStatus.PENDING_PAYMENT
+
+
+def can_extend_deadline(order) -> bool:
+    return is_awaiting_payment(order) and order.payment_deadline_at is not None
