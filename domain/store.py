@@ -272,3 +272,11 @@ def _logo_folder():
 def _remove_logo_file(name: str | None) -> None:
     if name and "/" not in name and not name.startswith("."):
         (_logo_folder() / name).unlink(missing_ok=True)
+
+
+def all_payment_methods() -> list[PaymentMethod]:
+    return list(db.session.scalars(select(PaymentMethod).order_by(PaymentMethod.position)))
+
+
+def all_shipping_methods() -> list[ShippingMethod]:
+    return list(db.session.scalars(select(ShippingMethod).order_by(ShippingMethod.position)))

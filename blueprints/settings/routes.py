@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, url_for
 from flask_login import current_user, login_required
-from sqlalchemy import select
 
 from blueprints.orders.forms import first_error
 from blueprints.rendering import render
@@ -18,9 +17,7 @@ from blueprints.settings.forms import (
     ToggleForm,
 )
 from domain import accounts, store
-from domain.db import db
 from domain.errors import DomainError
-from domain.models import PaymentMethod, ShippingMethod
 from domain.money import cents_to_input
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")
@@ -92,7 +89,7 @@ def delete_logo():
 @bp.get("/payments")
 def payments():
     """Payment methods: enable or disable, and custom manual methods."""
-    methods = db.session.scalars(select(PaymentMethod).order_by(PaymentMethod.position)).all()
+    methods = store.all_payment_methods()
     return render("settings/payments.html", block="settings", methods=methods, form=PaymentMethodForm(),
                   toggle_form=ToggleForm(), section="payments")
 
@@ -123,7 +120,7 @@ def toggle_payment_method(method_id: int):
 @bp.get("/shipping")
 def shipping():
     """Shipping methods: delivery, pickup and logistics automation, with fees."""
-    methods = db.session.scalars(select(ShippingMethod).order_by(ShippingMethod.position)).all()
+    methods = store.all_shipping_methods()
     forms = {m.id: ShippingMethodForm(prefix=f"m{m.id}", name=m.name, kind=m.kind,
                                       fee=cents_to_input(m.fee_cents), enabled=m.enabled)
              for m in methods}
