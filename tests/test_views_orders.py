@@ -343,3 +343,22 @@ def test_logo_upload_cleans_and_serves(owner_client, staff_client):
     assert b"secret-gps" not in served.data
     owner_client.post("/settings/logo/delete")
     assert owner_client.get("/logo").status_code == 404
+
+
+def test_unpaid_list_opens_drafts_in_the_builder(owner_client, owner, make_variant):
+    from domain.actors import Actor
+    from domain.drafts import DraftInput, create_draft
+    from domain.models import ShippingMethod
+    from domain.orders import CustomerDetails
+
+    shipping = db.session.query(ShippingMethod).filter_by(kind="delivery").first()
+    draft = create_draft(DraftInput(
+        customer=CustomerDetails(name="黃小姐", phone="6123 4567", address="沙田"),
+        items=[(make_variant(stock=3).id, 2)], shipping_method_id=shipping.id),
+        actor=Actor.staff(owner))
+    html = owner_client.get("/orders?list=unpaid").get_data(as_text=True)
+    assert f'href="/drafts/{draft.id}"' in html and "黃小姐" in html
+    assert "Draft" in html
+    paid = owner_client.get("/orders").get_data(as_text=True)
+    assert "黃小姐" not in paid
+    assert db.session.get(Variant, draft.lines[0].variant_id).stock == 3  # drafts hold nothing
