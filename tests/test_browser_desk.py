@@ -103,6 +103,13 @@ def test_screenshots(live_server, browser, owner, make_variant, make_order, widt
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0, f"{slug} scrolls sideways by {overflow}px at {width}px"
         page.screenshot(path=str(SHOTS / f"{slug}-{name}.png"), full_page=True)
+    from domain.saved_views import save_view
+
+    save_view(owner.id, "待確認付款", "status=pending_confirmation")
+    page.goto(f"{live_server}/orders?q=%E9%99%B3")
+    page.click("summary:has-text('Filters')")
+    page.check("#select-page")
+    page.screenshot(path=str(SHOTS / f"orders-filters-{name}.png"), full_page=True)
     page.goto(f"{live_server}/orders/{order.number}")
     page.click("text=Reject order…") if page.locator("text=Reject order…").count() else None
     page.screenshot(path=str(SHOTS / f"reject-dialog-{name}.png"))
