@@ -61,17 +61,14 @@ def schedule_deadline_jobs(order) -> list[str]:
     scheduled = []
     try:
         queue = get_queue()
-        if order.payment_deadline_at:
-            stamp = int(_aware(order.payment_deadline_at).timestamp())
-            job = queue.enqueue_at(_aware(order.payment_deadline_at), expire_order_job, order.id,
-                                   job_id=f"expire-{order.id}-{stamp}", result_ttl=3600,
-                                   failure_ttl=7 * 24 * 3600)
-            scheduled.append(job.id)
-        if order.reminder_at:
-            stamp = int(_aware(order.reminder_at).timestamp())
-            job = queue.enqueue_at(_aware(order.reminder_at), remind_order_job, order.id,
-                                   job_id=f"remind-{order.id}-{stamp}", result_ttl=3600,
-                                   failure_ttl=7 * 24 * 3600)
+        for moment, job_func, name in ((order.payment_deadline_at, expire_order_job, "expire"),
+                                       (order.reminder_at, remind_order_job, "remind")):
+            if moment is None:
+                continue
+            # The id carries the time: a moved deadline gets a new job, the old one is a no-op.
+            job = queue.enqueue_at(_aware(moment), job_func, order.id,
+                                   job_id=f"{name}-{order.id}-{int(_aware(moment).timestamp())}",
+                                   result_ttl=3600, failure_ttl=7 * 24 * 3600)
             scheduled.append(job.id)
     except Exception:  # Redis down: the periodic sweep is the safety net
         log.warning("Could not schedule deadline jobs for order %s; the sweep will catch it",
