@@ -180,7 +180,8 @@ def test_checkout_without_csrf_is_refused(shopper, make_variant):
 def test_secret_links_reach_only_their_own_order(client, make_order):
     order = make_order()
     assert client.get(f"/shop/o/{order.public_token}").status_code == 200
-    assert client.get(f"/shop/o/{order.public_token[:-2]}zz").status_code == 404
+    tail = "zz" if not order.public_token.endswith("zz") else "yy"
+    assert client.get(f"/shop/o/{order.public_token[:-2]}{tail}").status_code == 404
     assert client.get("/shop/o/" + "A" * 200).status_code == 404
     assert client.get(f"/shop/o/{order.number}").status_code == 404
     html = client.get(f"/shop/o/{order.public_token}").get_data(as_text=True)
