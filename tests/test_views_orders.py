@@ -362,3 +362,29 @@ def test_unpaid_list_opens_drafts_in_the_builder(owner_client, owner, make_varia
     paid = owner_client.get("/orders").get_data(as_text=True)
     assert "黃小姐" not in paid
     assert db.session.get(Variant, draft.lines[0].variant_id).stock == 3  # drafts hold nothing
+
+
+def test_proof_is_shown_beside_the_total_and_reuse_is_flagged(owner_client, make_order):
+    import io
+
+    from PIL import Image
+
+    from domain.proofs import submit_proof
+
+    def png():
+        buf = io.BytesIO()
+        Image.new("RGB", (40, 60), "seagreen").save(buf, "PNG")
+        buf.seek(0)
+        return buf
+
+    first, second = make_order(name="陳大文"), make_order(name="Amy Wong")
+    submit_proof(first.id, png())
+    submit_proof(second.id, png())  # the same picture on another order
+    html = owner_client.get(order_page(second)).get_data(as_text=True)
+    actions_card = html[html.index('id="actions-h"'):html.index('id="customer-h"')]
+    assert f"/review/proofs/{second.number}/thumbnail" in actions_card
+    assert "Should show <strong>HK$ 158.00</strong>" in actions_card
+    assert "Confirm payment" in actions_card
+    assert f"Same proof image as {first.number}" in actions_card
+    for htmx in (False, True):
+        assert owner_client.get(f"/review/proofs/{second.number}", htmx=htmx).status_code == 200
