@@ -16,9 +16,11 @@ from domain.store import get_settings
 
 
 def is_htmx() -> bool:
-    """An htmx request that wants a fragment (boosted navigation wants the page)."""
-    return (request.headers.get("HX-Request") == "true"
-            and request.headers.get("HX-Boosted") != "true")
+    """An htmx request that wants a fragment. Boosted navigation and history
+    restores (back button after htmx's cache missed) want the whole page."""
+    headers = request.headers
+    return (headers.get("HX-Request") == "true" and headers.get("HX-Boosted") != "true"
+            and headers.get("HX-History-Restore-Request") != "true")
 
 
 def render(template: str, block: str | list[str] | None = "content", **context) -> str:

@@ -388,3 +388,12 @@ def test_proof_is_shown_beside_the_total_and_reuse_is_flagged(owner_client, make
     assert f"Same proof image as {first.number}" in actions_card
     for htmx in (False, True):
         assert owner_client.get(f"/review/proofs/{second.number}", htmx=htmx).status_code == 200
+
+
+def test_htmx_list_pushes_the_canonical_url_and_history_restore_gets_a_page(owner_client, make_order):
+    make_order()
+    fragment = owner_client.get("/orders?q=%E9%99%B3&from=&to=&status=&page=1", htmx=True)
+    assert fragment.headers["HX-Push-Url"] == "/orders?q=%E9%99%B3"
+    restore = owner_client.get("/orders?status=processing", htmx=True,
+                               headers={"HX-History-Restore-Request": "true"})
+    assert "<html" in restore.get_data(as_text=True)

@@ -83,7 +83,11 @@ def index():
                    views=saved_views.list_views(current_user.id),
                    query_string=urlencode(query.to_args(page=1), doseq=True),
                    export_form=ConfirmForm(), oob=is_htmx())
-    return render("orders/list.html", block=["tabs", "results"], **context)
+    html = render("orders/list.html", block=["tabs", "results"], **context)
+    if not is_htmx():
+        return html
+    # The address bar shows the canonical list URL (no empty fields), whatever sent the request.
+    return html, {"HX-Push-Url": url_for("orders.index", **query.to_args())}
 
 
 # ------------------------------------------------------------------ export
