@@ -33,12 +33,13 @@ from domain.orders import (
     _lines_summary,
     _locked_order,
     _now,
+    check_expected_total,
     compute_totals,
     get_order,
     order_number_for,
     payment_deadline,
 )
-from domain.payments import PaymentGateway, get_gateway
+from domain.payments import PaymentGateway, charge_and_place
 from domain.status import OrderStatus
 from domain.store import get_settings
 
@@ -122,7 +123,7 @@ def delete_draft(order_id: int, *, actor: Actor) -> str:
 
 
 def _place(order_id: int, method: PaymentMethod, *, payment_reference: str,
-           details: dict, now: datetime) -> Order:
+           details: dict, now: datetime, expected_total_cents: int | None = None) -> Order:
     with write_transaction():
         draft = _locked_order(order_id)
         if draft.kind != "draft":
@@ -137,6 +138,7 @@ def _place(order_id: int, method: PaymentMethod, *, payment_reference: str,
         subtotal = sum(line.line_total_cents for line in lines)
         total = compute_totals(subtotal, draft.discount_cents, draft.shipping_fee_cents,
                                draft.extra_charge_cents)
+        check_expected_total(total, expected_total_cents)  # edited since the charge?
         result = db.session.execute(
             update(Order).where(Order.id == order_id, Order.kind == "draft").values(
                 kind="placed", status=status.value, source="on_behalf", customer_id=record.id,
@@ -168,18 +170,12 @@ def checkout_draft(order_id: int, payment_method_id: int, *, card_number: str = 
     method = _enabled(PaymentMethod, payment_method_id, "payment method")
     if method.is_manual:
         return _place(order_id, method, payment_reference="", details={}, now=now)
-    gateway = gateway or get_gateway()
-    charge = gateway.authorize(draft.total_cents, get_settings().currency,
-                               reference=draft.number or "", card_number=card_number)
-    try:
-        order = _place(order_id, method, payment_reference=charge.id,
-                       details={"gateway": gateway.code, "gateway_test_mode": gateway.is_test},
-                       now=now)
-    except BaseException:
-        gateway.void(charge)
-        raise
-    gateway.capture(charge)
-    return order
+    return charge_and_place(
+        draft.total_cents, reference=draft.number or "", card_number=card_number,
+        gateway=gateway,
+        place=lambda charge, details: _place(order_id, method, payment_reference=charge.id,
+                                             details=details, now=now,
+                                             expected_total_cents=draft.total_cents))
 
 
 def get_draft(order_id: int) -> Order:

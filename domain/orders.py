@@ -84,6 +84,8 @@ class Checkout:
     shipping_fee_cents: int | None = None  # None: the shipping method's fee
     extra_charge_cents: int = 0
     payment_reference: str = ""  # gateway charge id for online methods
+    # What the gateway authorized: placing refuses if the order would cost anything else.
+    expected_total_cents: int | None = None
     details: dict[str, Any] = field(default_factory=dict)
 
 
@@ -213,6 +215,16 @@ def compute_totals(subtotal: int, discount: int, shipping_fee: int, extra: int) 
     return subtotal - discount + shipping_fee + extra
 
 
+PRICE_CHANGED = ("The price changed while you were checking out, so nothing was charged. "
+                 "Please check the new total and confirm again.")
+
+
+def check_expected_total(total: int, expected: int | None) -> None:
+    """Refuse to place an order whose total differs from what the gateway authorized."""
+    if expected is not None and total != expected:
+        raise ValidationError(PRICE_CHANGED)
+
+
 def payment_deadline(method: PaymentMethod, placed_at: datetime) -> tuple[datetime | None, datetime | None]:
     """(deadline, reminder time) for an order placed now with this method."""
     if not method.is_manual:
@@ -322,6 +334,7 @@ def _new_order(lines, customer: CustomerDetails, payment: PaymentMethod,
     subtotal = sum(ln.line_total_cents for ln in lines)
     fee = shipping.fee_cents if checkout.shipping_fee_cents is None else checkout.shipping_fee_cents
     total = compute_totals(subtotal, checkout.discount_cents, fee, checkout.extra_charge_cents)
+    check_expected_total(total, checkout.expected_total_cents)
     deadline, reminder = payment_deadline(payment, now)
     record = _customer_record(customer)
     order = Order(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -23,7 +24,7 @@ from domain.actors import Actor
 from domain.db import db
 from domain.errors import DomainError, InsufficientStock, ValidationError
 from domain.models import PaymentMethod, Product, ShippingMethod, Variant
-from domain.orders import MAX_QUANTITY, Checkout, Order, place_order
+from domain.orders import MAX_QUANTITY, Checkout, Order, compute_totals, place_order
 from domain.store import get_settings
 
 
@@ -172,18 +173,31 @@ def place_checkout(checkout: Checkout, *, source: str = "online_store",
         raise ValidationError("Choose an available payment method.")
     if method.is_manual:
         return place_order(checkout, source=source, actor=actor)
-    gateway = gateway or get_gateway()
     quote = quote_items(dict(checkout.items), checkout.shipping_method_id)
     fee = quote.shipping_fee_cents if checkout.shipping_fee_cents is None \
         else checkout.shipping_fee_cents
-    amount = quote.subtotal_cents - checkout.discount_cents + fee + checkout.extra_charge_cents
-    charge = gateway.authorize(amount, get_settings().currency, reference=checkout.customer.name,
+    amount = compute_totals(quote.subtotal_cents, checkout.discount_cents, fee,
+                            checkout.extra_charge_cents)
+    return charge_and_place(
+        amount, reference=checkout.customer.name, card_number=card_number, gateway=gateway,
+        place=lambda charge, details: place_order(dataclasses.replace(
+            checkout, payment_reference=charge.id, expected_total_cents=amount,
+            details={**checkout.details, **details}), source=source, actor=actor))
+
+
+def charge_and_place(amount_cents: int, *, reference: str, card_number: str,
+                     place: Callable[[Charge, dict], Order],
+                     gateway: PaymentGateway | None = None) -> Order:
+    """Authorize ``amount_cents``, place the order, then capture; void if placing fails.
+
+    ``place(charge, details)`` must refuse (raise) when the order would not
+    cost exactly ``amount_cents``, so the customer pays what the order says.
+    """
+    gateway = gateway or get_gateway()
+    charge = gateway.authorize(amount_cents, get_settings().currency, reference=reference,
                                card_number=card_number)
     try:
-        order = place_order(dataclasses.replace(
-            checkout, payment_reference=charge.id,
-            details={**checkout.details, "gateway": gateway.code,
-                     "gateway_test_mode": gateway.is_test}), source=source, actor=actor)
+        order = place(charge, {"gateway": gateway.code, "gateway_test_mode": gateway.is_test})
     except BaseException:
         gateway.void(charge)
         raise
