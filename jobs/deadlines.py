@@ -15,6 +15,7 @@ import logging
 from datetime import UTC, datetime
 
 from domain import deadlines
+from domain.status import is_awaiting_payment
 from jobs.queue import get_queue, in_app_context
 
 log = logging.getLogger(__name__)
@@ -55,8 +56,7 @@ def schedule_deadline_jobs(order) -> list[str]:
     is still safe: the sweep expires it within a minute of its deadline once
     a worker runs, so the failure is logged rather than shown to the customer.
     """
-    if order.kind != "placed" or order.status != "pending_payment" or \
-            not (order.payment_deadline_at or order.reminder_at):
+    if not is_awaiting_payment(order) or not (order.payment_deadline_at or order.reminder_at):
         return []
     scheduled = []
     try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import pytest
 from rq.job import Job as RQJob
@@ -233,3 +233,20 @@ def test_embedded_redis_is_shared_between_processes(app, tmp_path):
     finally:
         app.extensions.pop(job_queue._EXTENSION, None)
         job_queue.stop_embedded(path)
+
+
+def test_declined_proof_gets_a_fresh_scheduled_expiry(app, place_unpaid, redis_conn, owner_client):
+    # given an unpaid order whose proof waits (its old deadline long gone)
+    from domain.orders import upload_proof
+
+    order, _variant = place_unpaid(placed_ago=timedelta(days=5), deadline_days=2)
+    upload_proof(order.id, path="p.png", sha256="2" * 64)
+    # when staff decline it from the order page
+    response = owner_client.post(f"/orders/{order.number}/decline-proof", {"reason": "Blurry"})
+    assert response.status_code == 302
+    # then a new deadline two days from now is in force, with its expiry scheduled in RQ
+    db.session.rollback()
+    after = db.session.get(Order, order.id)
+    assert after.payment_deadline_at > utcnow() + timedelta(days=1, hours=23)
+    stamp = int(after.payment_deadline_at.replace(tzinfo=UTC).timestamp())
+    assert f"expire-{order.id}-{stamp}" in ScheduledJobRegistry(queue=job_queue.get_queue())

@@ -39,6 +39,7 @@ from domain.proofs import reused_proof_order_numbers
 from domain.search import SOURCES, OrderQuery
 from domain.status import OrderStatus, available_actions
 from domain.store import all_products, enabled_payment_methods, enabled_shipping_methods
+from jobs.deadlines import schedule_deadline_jobs
 
 bp = Blueprint("orders", __name__)
 
@@ -225,7 +226,9 @@ def confirm_payment(number: str):
 def decline_proof(number: str):
     """Decline the payment proof with a reason: back to Pending payment."""
     return _run(number, ReasonForm(),
-                lambda o, f: actions.decline_proof(o.id, f.reason.data, actor=_actor()),
+                # a decline starts a fresh payment deadline: schedule its expiry
+                lambda o, f: schedule_deadline_jobs(
+                    actions.decline_proof(o.id, f.reason.data, actor=_actor())),
                 "Proof declined for {number}; the customer is asked to pay again.")
 
 

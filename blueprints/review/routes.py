@@ -74,8 +74,8 @@ def confirm(number: str):
 def decline(number: str):
     """Decline the proof with a reason: the order goes back to Pending payment."""
     return _queue_action(number, ReasonForm(),
-                         lambda o, f: actions.decline_proof(o.id, f.reason.data,
-                                                            actor=Actor.staff(current_user)),
+                         lambda o, f: schedule_deadline_jobs(actions.decline_proof(
+                             o.id, f.reason.data, actor=Actor.staff(current_user))),
                          "Proof declined for {number}; the customer is asked to pay again.")
 
 
