@@ -185,10 +185,6 @@ def get_draft(order_id: int) -> Order:
     return order
 
 
-def get_draft_or_order(order_id: int) -> Order:
-    return get_order(order_id)
-
-
 def list_drafts(limit: int = 200) -> list[Order]:
     return list(db.session.scalars(select(Order).where(Order.kind == "draft")
                                    .order_by(Order.updated_at.desc(), Order.id.desc())

@@ -12,7 +12,7 @@ from domain import drafts as actions
 from domain.actors import Actor
 from domain.errors import DomainError, NotFound
 from domain.money import cents_to_input, parse_money
-from domain.orders import CustomerDetails
+from domain.orders import CustomerDetails, get_order
 from domain.payments import sellable_catalog
 from domain.store import enabled_shipping_methods
 
@@ -72,21 +72,14 @@ def _page(form: DraftForm, draft=None, *, error: str = "", status: int = 200):
 
 
 def _draft_or_redirect(order_id: int):
+    """The draft, or (once the customer checked out) a redirect to the placed order."""
     try:
-        return actions.get_draft(order_id)
+        order = get_order(order_id)
     except NotFound:
-        order = actions.get_draft_or_order(order_id) if _exists(order_id) else None
-        if order is None:
-            abort(404)
+        abort(404)
+    if not order.is_draft:
         abort(redirect(url_for("orders.detail", number=order.number)))
-
-
-def _exists(order_id: int) -> bool:
-    try:
-        actions.get_draft_or_order(order_id)
-    except NotFound:
-        return False
-    return True
+    return order
 
 
 @bp.get("/")
