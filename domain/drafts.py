@@ -178,13 +178,6 @@ def checkout_draft(order_id: int, payment_method_id: int, *, card_number: str = 
                                              expected_total_cents=draft.total_cents))
 
 
-def get_draft(order_id: int) -> Order:
-    order = db.session.get(Order, order_id)
-    if order is None or order.kind != "draft":
-        raise NotFound("Draft not found.")
-    return order
-
-
 def list_drafts(limit: int = 200) -> list[Order]:
     return list(db.session.scalars(select(Order).where(Order.kind == "draft")
                                    .order_by(Order.updated_at.desc(), Order.id.desc())
