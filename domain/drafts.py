@@ -21,7 +21,7 @@ from sqlalchemy import delete, select, update
 
 from domain.actors import Actor
 from domain.db import db, write_transaction
-from domain.errors import InvalidTransition, NotFound
+from domain.errors import InvalidTransition
 from domain.inventory import hold_stock
 from domain.models import Order, OrderLine, PaymentMethod, ShippingMethod
 from domain.orders import (
