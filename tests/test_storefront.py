@@ -82,7 +82,6 @@ def test_manual_checkout_upload_confirm_ship(app, shopper, owner_client, make_va
     html = page.get_data(as_text=True)
     assert page.headers["Referrer-Policy"] == "no-referrer"
     assert "Pay by FPS to our FPS ID" in html and "Please pay by" in html
-    assert "Cart <span class=\"cart-count\"" not in html or True
     # the cart was emptied
     assert "Your cart is empty" in shopper.get("/shop/cart").get_data(as_text=True)
     # when the customer uploads a proof
