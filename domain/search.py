@@ -237,6 +237,12 @@ class OrderQuery:
             .limit(self.per_page).offset((page - 1) * self.per_page)))
         return Page(items, total, page, self.per_page)
 
+    def page_with_tab_counts(self) -> tuple[Page, dict[str, int]]:
+        """One page and the tab counts; for the paid list the counts already hold
+        the total, so no second COUNT runs."""
+        counts = self.tab_counts()
+        return self.page_results(counts[self.status] if self.list == "paid" else None), counts
+
     def tab_counts(self) -> dict[str, int]:
         """Orders per status under the current search and filters ("" = all)."""
         rows = db.session.execute(

@@ -71,9 +71,7 @@ def home():
 def index():
     """Orders list: Paid/Unpaid lists, status tabs with counts, one page of rows."""
     query = OrderQuery.from_args(request.args, per_page=current_app.config["ORDERS_PER_PAGE"])
-    counts = query.tab_counts()
-    # The tab counts already hold the total for the paid list: no second COUNT.
-    page = query.page_results(counts[query.status] if query.list == "paid" else None)
+    page, counts = query.page_with_tab_counts()
     context = dict(query=query, page=page, counts=counts,
                    # the Paid/Unpaid switch is outside the htmx fragment
                    list_counts=None if is_htmx() else query.list_counts(),
