@@ -99,9 +99,8 @@ def indexed_queries(q: str):
     from domain.search import OrderQuery
 
     def run():
-        query = OrderQuery(q=q)
-        total = query.tab_counts()[""]
-        items = len(query.page_results(total).items)
+        page, _counts = OrderQuery(q=q).page_with_tab_counts()
+        total, items = page.total, len(page.items)
         db.session.remove()
         return total, items
 
