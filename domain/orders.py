@@ -39,16 +39,17 @@ MAX_QUANTITY = 999
 PHONE_RE = re.compile(r"^\+?[0-9][0-9 \-]{5,19}$")
 TRACKING_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9\-_/. ]{0,63}$")
 
-# Verb phrases for refusal messages: "cannot be <phrase>".
-_REFUSAL = {
-    "upload_proof": "given a payment proof",
-    "confirm_payment": "confirmed as paid",
-    "decline_proof": "have its proof declined",
-    "ship_order": "shipped",
-    "mark_ready_for_pickup": "marked ready for pickup",
-    "complete_pickup": "marked picked up",
-    "reject_order": "rejected",
-    "expire_order": "expired",
+# Refusals, one complete sentence per action (translatable as a whole later);
+# %(number)s is the order number, %(status)s its status label.
+REFUSALS = {
+    "upload_proof": "Order %(number)s is %(status)s: it cannot be given a payment proof.",
+    "confirm_payment": "Order %(number)s is %(status)s: it cannot be confirmed as paid.",
+    "decline_proof": "Order %(number)s is %(status)s: its payment proof cannot be declined.",
+    "ship_order": "Order %(number)s is %(status)s: it cannot be shipped.",
+    "mark_ready_for_pickup": "Order %(number)s is %(status)s: it cannot be marked ready for pickup.",
+    "complete_pickup": "Order %(number)s is %(status)s: it cannot be marked picked up.",
+    "reject_order": "Order %(number)s is %(status)s: it cannot be rejected.",
+    "expire_order": "Order %(number)s is %(status)s: it cannot be expired.",
 }
 
 
@@ -126,19 +127,20 @@ def _locked_state(order_id: int):
 
 
 def _refuse(order, action: str) -> InvalidTransition:
-    """The refusal, in words, for an Order or a _locked_state row."""
-    label = OrderStatus(order.status).label if order.status else "a draft"
-    extra = ""
+    """The refusal, in words, for an Order or a _locked_state row: the action's
+    sentence, then (when it helps) a second sentence saying what to do instead."""
+    status = OrderStatus(order.status).label if order.status else "a draft"
+    hint = ""
     if action == "ship_order" and order.shipping_kind == "pickup":
-        extra = " Pickup orders are completed with Ready for pickup, then Picked up."
+        hint = "Pickup orders are completed with Ready for pickup, then Picked up."
     elif action in ("mark_ready_for_pickup", "complete_pickup") and order.shipping_kind != "pickup":
-        extra = " Only pickup orders are collected in store."
+        hint = "Only pickup orders are collected in store."
     elif action == "expire_order" and order.status == OrderStatus.PENDING_PAYMENT:
-        extra = " Its payment deadline has not passed."
+        hint = "Its payment deadline has not passed."
     elif action == "complete_pickup" and order.status == OrderStatus.PROCESSING:
-        extra = " Mark it ready for pickup first."
-    return InvalidTransition(
-        f"Order {order.number} is {label}: it cannot be {_REFUSAL[action]}.{extra}")
+        hint = "Mark it ready for pickup first."
+    sentence = REFUSALS[action] % {"number": order.number, "status": status}
+    return InvalidTransition(f"{sentence} {hint}" if hint else sentence)
 
 
 def _transition(order_id: int, action: str, *, actor: Actor, now: datetime,
