@@ -105,6 +105,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from blueprints.background.routes import bp as background_bp
     from blueprints.cli import register_cli
     from blueprints.drafts.routes import bp as drafts_bp
+    from blueprints.health import init_health
     from blueprints.orders.routes import bp as orders_bp
     from blueprints.rendering import register_template_helpers
     from blueprints.review.routes import bp as review_bp
@@ -117,6 +118,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     register_template_helpers(app)
     register_cli(app)
     jobs.init_app(app)
+    init_health(app)  # /healthz and the owner's worker banner
 
     @app.get("/logo")
     def store_logo():

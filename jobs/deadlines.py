@@ -16,7 +16,8 @@ from datetime import UTC, datetime
 
 from domain import deadlines
 from domain.status import is_awaiting_payment
-from jobs.queue import get_queue, in_app_context
+from jobs import heartbeat
+from jobs.queue import get_queue, get_redis, in_app_context
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,8 @@ def remind_order_job(order_id: int) -> bool:
 @in_app_context
 def sweep_job() -> dict:
     """Expire everything overdue and write every due reminder."""
+    # First: the banner and /healthz mean "a worker is running jobs", even if this sweep then fails.
+    heartbeat.beat(get_redis())
     return {"expired": deadlines.sweep_overdue(),
             "reminders": deadlines.write_due_reminders()}
 
