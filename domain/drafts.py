@@ -21,10 +21,11 @@ from sqlalchemy import delete, select, update
 
 from domain.actors import Actor
 from domain.db import db, write_transaction
-from domain.errors import InvalidTransition
+from domain.errors import InvalidTransition, ValidationError
 from domain.inventory import hold_stock
-from domain.models import Order, OrderLine, PaymentMethod, ShippingMethod
+from domain.models import Order, OrderLine, PaymentMethod, ShippingMethod, Variant
 from domain.orders import (
+    MAX_QUANTITY,
     CustomerDetails,
     _build_lines,
     _customer_record,
@@ -46,6 +47,14 @@ from domain.store import get_settings
 ALREADY_PLACED = "This order was already confirmed; it can no longer change here."
 
 
+class LineQuantityError(ValidationError):
+    """The lines of one item add up past the cap; ``variant_id`` says which lines."""
+
+    def __init__(self, message: str, variant_id: int):
+        super().__init__(message)
+        self.variant_id = variant_id
+
+
 @dataclass
 class DraftInput:
     customer: CustomerDetails
@@ -55,10 +64,31 @@ class DraftInput:
     discount_cents: int = 0
 
 
+def _merged_items(items: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """One (variant, quantity) per item, in first-seen order: the builder may list an
+    item on two lines, and the order holds one line of their sum. The cap applies to
+    that sum (two lines of 500 are 1000 of one item, not two allowed 500s)."""
+    merged: dict[int, int] = {}
+    for variant_id, qty in items:
+        if not isinstance(qty, int) or not 1 <= qty <= MAX_QUANTITY:
+            raise ValidationError("Quantities must be between 1 and %(max)d."  # noqa: UP031
+                                  % {"max": MAX_QUANTITY})
+        merged[int(variant_id)] = merged.get(int(variant_id), 0) + qty
+    for variant_id, qty in merged.items():
+        if qty > MAX_QUANTITY:
+            variant = db.session.get(Variant, variant_id)
+            name = variant.display_name if variant is not None else "this item"
+            raise LineQuantityError(
+                "The lines of %(item)s add up to %(quantity)d; an order can have at most "  # noqa: UP031
+                "%(max)d of one item." % {"item": name, "quantity": qty, "max": MAX_QUANTITY},
+                variant_id)
+    return list(merged.items())
+
+
 def _prepared(data: DraftInput):
     shipping = _enabled(ShippingMethod, data.shipping_method_id, "shipping method")
     customer = data.customer.cleaned(need_address=shipping.kind != "pickup")
-    lines = _build_lines(data.items)
+    lines = _build_lines(_merged_items(data.items))
     subtotal = sum(line.line_total_cents for line in lines)
     fee = shipping.fee_cents if data.shipping_fee_cents is None else data.shipping_fee_cents
     total = compute_totals(subtotal, data.discount_cents, fee, 0)

@@ -259,6 +259,9 @@ def _build_lines(items: list[tuple[int, int]]) -> list[OrderLine]:
         variant = rows.get(variant_id)
         if variant is None:
             raise ValidationError("One of the items is no longer for sale.")
+        if qty > MAX_QUANTITY:  # checked after merging: two lines of 500 are 1000 of one item
+            raise ValidationError("An order can have at most %(max)d of %(item)s."  # noqa: UP031
+                                  % {"max": MAX_QUANTITY, "item": variant.display_name})
         lines.append(OrderLine(
             variant_id=variant.id, product_id=variant.product_id,
             product_name=variant.product.name, variant_name=variant.name, sku=variant.sku,

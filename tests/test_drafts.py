@@ -117,7 +117,8 @@ def test_edit_and_delete_a_draft(app, owner_client, make_variant):
     # refusals keep the draft as it was
     for data, message in [({"customer_name": ""}, "Give the customer"),
                           ({"discount": "99999"}, "Discount cannot be more"),
-                          ({"lines-0-variant_id": 0}, "no items"),
+                          ({"lines-0-variant_id": 0, "lines-0-quantity": ""}, "no items"),
+                          ({"lines-0-variant_id": 0}, "Choose the item for this quantity"),
                           ({"shipping_fee": "abc"}, "Shipping fee must be")]:
         bad = owner_client.post(f"/drafts/{draft.id}", builder_data(b.id, **data))
         assert bad.status_code == 422 and message in bad.get_data(as_text=True), message
@@ -172,3 +173,99 @@ def test_two_customers_confirming_one_link_give_one_order(app, make_variant):
     db.session.rollback()
     assert db.session.scalar(select(func.count(Order.id)).where(Order.kind == "placed")) == 30
     assert stock_of(variant.id) == 1000 - 60
+
+
+# ---------------------------------------------------------------- line errors (issue 7)
+
+
+def line_error_row(html: str, index: int) -> str:
+    """The sentence shown right under builder line ``index`` (0-based), or ''."""
+    match = re.search(rf'<tr class="line-error-row"><td colspan="2" id="lines-{index}-error">'
+                      r'(.*?)</td></tr>', html, re.S)
+    return match.group(1) if match else ""
+
+
+def test_two_lines_of_one_item_are_capped_after_merging(app, owner_client, make_variant):
+    variant = make_variant(name="抹茶曲奇", variant="", stock=None)
+    data = builder_data(variant.id, qty=500, **{"lines-1-variant_id": variant.id,
+                                                "lines-1-quantity": 500})
+    response = owner_client.post("/drafts/new", data)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422
+    message = "The lines of 抹茶曲奇 add up to 1000; an order can have at most 999 of one item."
+    assert message in line_error_row(html, 0) and message in line_error_row(html, 1)
+    assert db.session.scalar(select(func.count(Order.id))) == 0
+    # the domain refuses it whoever calls it, and 999 in total is still fine
+    with pytest.raises(drafts.LineQuantityError, match="add up to 1000"):
+        drafts.create_draft(drafts.DraftInput(
+            CustomerDetails("Amy", "9876 5432", address="Central"),
+            [(variant.id, 500), (variant.id, 500)], ship_id()), actor=STAFF)
+    draft = drafts.create_draft(drafts.DraftInput(
+        CustomerDetails("Amy", "9876 5432", address="Central"),
+        [(variant.id, 500), (variant.id, 499)], ship_id()), actor=STAFF)
+    assert [(ln.variant_id, ln.quantity) for ln in draft.lines] == [(variant.id, 999)]
+
+
+def test_place_order_refuses_duplicate_lines_past_the_cap(app, make_variant):
+    from domain.errors import ValidationError
+    from domain.orders import Checkout, place_order
+
+    variant = make_variant(name="月餅", variant="", stock=None)
+    with pytest.raises(ValidationError, match="at most 999 of 月餅"):
+        place_order(Checkout(customer=CustomerDetails("Amy", "9876 5432", address="Central"),
+                             items=[(variant.id, 600), (variant.id, 400)],
+                             payment_method_id=pay_id(), shipping_method_id=ship_id()))
+
+
+@pytest.mark.parametrize("qty, sentence", [
+    ("1000", "Give a quantity from 1 to 999."),
+    ("0", "Give a quantity from 1 to 999."),
+    ("-3", "Give a quantity from 1 to 999."),
+    ("2.5", "Give the quantity as a whole number, like 2."),
+    ("abc", "Give the quantity as a whole number, like 2."),
+    ("", "Give a quantity for this item."),
+    ("   ", "Give a quantity for this item."),
+])
+def test_a_wrong_quantity_gets_a_sentence_next_to_its_line(app, owner_client, make_variant,
+                                                           qty, sentence):
+    a, b = make_variant(name="Good", variant=""), make_variant(name="Bad", variant="")
+    data = builder_data(a.id, qty=2, **{"lines-1-variant_id": b.id, "lines-1-quantity": qty,
+                                        "customer_name": "王先生 <b>"})
+    response = owner_client.post("/drafts/new", data)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert sentence in line_error_row(html, 1) and line_error_row(html, 0) == ""
+    assert "Some item lines need a correction: see the messages next to them." in html
+    assert "{'quantity'" not in html and "Lines:" not in html and "[&#39;" not in html
+    # the wrong field is marked for screen readers, and everything typed is kept
+    assert re.search(r'<input[^>]*aria-describedby="lines-1-error"[^>]*aria-invalid="true"'
+                     r'|<input[^>]*aria-invalid="true"[^>]*aria-describedby="lines-1-error"', html)
+    assert f'value="{qty}"' in html or (not qty.strip() and 'name="lines-1-quantity" type="number" value=""' in html)
+    assert "王先生 &lt;b&gt;" in html and 'value="6123 4567"' in html and "沙田" in html
+    assert re.search(rf'<option selected value="{b.id}">|<option value="{b.id}" selected', html)
+    assert db.session.scalar(select(func.count(Order.id))) == 0
+
+
+def test_blank_quantity_is_refused_when_editing_and_the_draft_is_unchanged(app, owner_client,
+                                                                           make_variant):
+    variant = make_variant(price_cents=1000)
+    owner_client.post("/drafts/new", builder_data(variant.id, qty=3))
+    draft = db.session.scalar(select(Order).where(Order.kind == "draft"))
+    response = owner_client.post(f"/drafts/{draft.id}", builder_data(variant.id, qty=""))
+    assert response.status_code == 422
+    assert "Give a quantity for this item." in line_error_row(response.get_data(as_text=True), 0)
+    db.session.rollback()
+    assert [ln.quantity for ln in db.session.get(Order, draft.id).lines] == [3]
+
+
+def test_a_quantity_without_an_item_is_refused(app, owner_client, make_variant):
+    variant = make_variant()
+    data = builder_data(variant.id, **{"lines-1-quantity": "4"})
+    response = owner_client.post("/drafts/new", data)
+    assert response.status_code == 422
+    assert "Choose the item for this quantity." in line_error_row(response.get_data(as_text=True), 1)
+    # a crafted item id gets a sentence too, not a traceback or coerce message
+    crafted = owner_client.post("/drafts/new", builder_data("x1", qty=2))
+    assert crafted.status_code == 422
+    assert "Choose an item from the list." in line_error_row(crafted.get_data(as_text=True), 0)
+    assert db.session.scalar(select(func.count(Order.id))) == 0

@@ -53,8 +53,26 @@ def _with_blank_lines(form: DraftForm) -> DraftForm:
     return _prepare(form)
 
 
+LINES_NEED_CORRECTION = "Some item lines need a correction: see the messages next to them."
+
+
+def _form_error(form: DraftForm) -> str:
+    """One sentence for the top of the page; line errors are shown on their lines."""
+    if any(entry.form.errors for entry in form.lines):
+        return LINES_NEED_CORRECTION
+    return first_error(form)
+
+
+def _mark_lines(form: DraftForm, exc: actions.LineQuantityError) -> None:
+    """Put a domain refusal about one item next to each line of that item."""
+    for entry in form.lines:
+        if entry.form.variant_id.data == exc.variant_id:
+            entry.form.quantity.errors = [*entry.form.quantity.errors, str(exc)]
+
+
 def _input(form: DraftForm) -> actions.DraftInput:
-    items = [(e.form.variant_id.data, e.form.quantity.data or 1) for e in form.lines
+    # validate() refused chosen items without a quantity: no default of 1 here
+    items = [(e.form.variant_id.data, e.form.quantity.data) for e in form.lines
              if e.form.variant_id.data]
     fee = form.shipping_fee.data.strip() if form.shipping_fee.data else ""
     return actions.DraftInput(
@@ -99,9 +117,12 @@ def create():
     """Save a new draft."""
     form = _prepare(DraftForm())
     if not form.validate_on_submit():
-        return _page(form, error=first_error(form), status=422)
+        return _page(form, error=_form_error(form), status=422)
     try:
         draft = actions.create_draft(_input(form), actor=Actor.staff(current_user))
+    except actions.LineQuantityError as exc:
+        _mark_lines(form, exc)
+        return _page(form, error=LINES_NEED_CORRECTION, status=422)
     except DomainError as exc:
         return _page(form, error=str(exc), status=422)
     flash(f"Draft {draft.number} saved. Copy its link and send it to the customer.", "success")
@@ -129,9 +150,12 @@ def update(order_id: int):
     draft = _draft_or_redirect(order_id)
     form = _prepare(DraftForm())
     if not form.validate_on_submit():
-        return _page(form, draft, error=first_error(form), status=422)
+        return _page(form, draft, error=_form_error(form), status=422)
     try:
         draft = actions.update_draft(order_id, _input(form), actor=Actor.staff(current_user))
+    except actions.LineQuantityError as exc:
+        _mark_lines(form, exc)
+        return _page(form, draft, error=LINES_NEED_CORRECTION, status=422)
     except DomainError as exc:
         return _page(form, draft, error=str(exc), status=422)
     flash(f"Draft {draft.number} saved.", "success")
