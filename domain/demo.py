@@ -5,6 +5,11 @@ lifecycle actions: replaying 100,000 orders action by action would take many
 minutes, and what is written here is history (each order carries the events
 its status implies), not a live status change. Live stock is set directly as
 the store's current stock.
+
+Rows get explicit ids (an order's number is made from its id), so on
+PostgreSQL every id sequence is moved past the seeded rows afterwards
+(:func:`sync_id_sequences`); otherwise the next checkout would be handed an
+id that is already taken.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 import random
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Integer, func, insert, select, text
 
 from domain.db import db, write_transaction
 from domain.models import (
@@ -201,7 +206,38 @@ def seed_demo(orders: int, seed: int = 1, *, now: datetime | None = None) -> int
             if len(order_rows) >= CHUNK:
                 _flush(order_rows, line_rows, event_rows)
         _flush(order_rows, line_rows, event_rows)
+        sync_id_sequences()
     return orders
+
+
+def sync_id_sequences() -> None:
+    """Move each table's id sequence past the highest id in use (PostgreSQL only).
+
+    Rows inserted with explicit ids leave a serial/identity sequence behind, and
+    its next value would then collide. Every table in the metadata with a single
+    integer key is covered, so tables added later need nothing here. A sequence
+    only ever moves forward: ids it has handed out (rows since deleted, rolled-back
+    inserts) are never given out again. SQLite needs nothing: its rowid follows
+    the highest id.
+    """
+    session = db.session
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    for table in db.metadata.sorted_tables:
+        keys = list(table.primary_key.columns)
+        if len(keys) != 1 or not isinstance(keys[0].type, Integer):
+            continue
+        sequence = session.scalar(text("SELECT pg_get_serial_sequence(quote_ident(:t), :c)"),
+                                  {"t": table.name, "c": keys[0].name})
+        if sequence is None:
+            continue
+        # Names come from our own metadata, quoted as identifiers; values are bound.
+        column, name = f'"{keys[0].name}"', f'"{table.name}"'
+        session.execute(text(
+            "SELECT setval(CAST(:seq AS regclass), m)"
+            f" FROM (SELECT max({column}) AS m FROM {name}) AS t WHERE m IS NOT NULL"
+            " AND m >= coalesce(pg_sequence_last_value(CAST(:seq AS regclass)), 0)"),
+            {"seq": sequence})
 
 
 def _flush(order_rows, line_rows, event_rows) -> None:
