@@ -108,6 +108,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from blueprints.health import init_health
     from blueprints.orders.routes import bp as orders_bp
     from blueprints.rendering import register_template_helpers
+    from blueprints.request_log import init_request_log
     from blueprints.review.routes import bp as review_bp
     from blueprints.settings.routes import bp as settings_bp
     from blueprints.storefront.routes import bp as storefront_bp
@@ -119,6 +120,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     register_cli(app)
     jobs.init_app(app)
     init_health(app)  # /healthz and the owner's worker banner
+    init_request_log(app)  # one log line per request, with its request id
 
     @app.get("/logo")
     def store_logo():

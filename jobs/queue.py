@@ -24,12 +24,13 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from flask import Flask, current_app
+from flask import Flask, current_app, g, has_request_context
 from rq import Queue
 from sqlalchemy import update
 
 from domain.db import db, write_transaction
 from domain.models import Job, utcnow
+from jobs.job_log import logs_job
 
 QUEUE_NAME = "shopdesk"
 JOB_TIMEOUT = 30 * 60  # seconds: exports of large stores may take minutes
@@ -152,6 +153,7 @@ def job_app() -> Flask:
 def in_app_context(func: Callable) -> Callable:
     """Decorator for job functions: run the body in a fresh app context of the job app."""
 
+    @logs_job
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         with job_app().app_context():
@@ -186,7 +188,9 @@ def enqueue_job(kind: str, func: Callable, *args, user_id: int | None = None,
     try:
         get_queue().enqueue(run_tracked_job, args=(job_id, func, *args), kwargs=kwargs,
                             job_id=job_id, result_ttl=RESULT_TTL,
-                            failure_ttl=7 * 24 * 3600, description=f"{kind} {job_id}")
+                            failure_ttl=7 * 24 * 3600, description=f"{kind} {job_id}",
+                            # The worker logs it: the request's log line and its job's share one id.
+                            meta={"request_id": g.get("request_id") if has_request_context() else None})
     except Exception as exc:
         _update_job(job_id, status="failed", error=f"Could not queue the job: {exc}",
                     finished_at=utcnow())
@@ -194,6 +198,7 @@ def enqueue_job(kind: str, func: Callable, *args, user_id: int | None = None,
     return db.session.get(Job, job_id)
 
 
+@logs_job
 def run_tracked_job(job_id: str, func: Callable, *args, **kwargs):
     """What the worker runs for enqueue_job: the row goes running -> done or failed."""
     with job_app().app_context():
