@@ -85,13 +85,52 @@ class User(db.Model):
 
 
 class LoginThrottle(db.Model):
-    """Failed-login counter per key ("email:..." or "ip:...")."""
+    """A streak of failed sign-ins per key: "pair:<email>|<address>", "account:<email>"
+    or "address:<address>". ``failures`` counts attempts reserved before the password
+    check (domain/accounts.py); ``window_start`` is when the streak began and
+    ``last_attempt_at`` when it last grew (a streak is forgotten a day later)."""
 
     __tablename__ = "login_throttle"
     key: Mapped[str] = mapped_column(String(300), primary_key=True)
     failures: Mapped[int] = mapped_column(Integer, default=0)
     window_start: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     locked_until: Mapped[datetime | None] = mapped_column(DateTime)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class UserSession(db.Model):
+    """One signed-in device (domain/sessions.py). The session cookie carries
+    "<id>.<secret>" and a remember cookie "<id>.<token>"; only SHA-256 hashes of
+    the secret and the token are stored. Deleting the row signs the device out."""
+
+    __tablename__ = "user_session"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    remember_hash: Mapped[str | None] = mapped_column(String(64))
+    previous_remember_hash: Mapped[str | None] = mapped_column(String(64))
+    remember_rotated_at: Mapped[datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    user_agent: Mapped[str] = mapped_column(String(255), default="")
+    device: Mapped[str] = mapped_column(String(80), default="")
+    address: Mapped[str] = mapped_column(String(45), default="")
+
+    @property
+    def remembered(self) -> bool:
+        return self.remember_hash is not None
+
+
+class KnownAddress(db.Model):
+    """An address a user has signed in from: sign-ins from it skip the account-wide
+    and address-wide throttles, so strangers cannot lock the owner out."""
+
+    __tablename__ = "known_address"
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), primary_key=True)
+    address: Mapped[str] = mapped_column(String(45), primary_key=True)
+    first_seen_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class Product(db.Model):
