@@ -60,8 +60,8 @@ def create_app(test_config: dict | None = None) -> Flask:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=env == "production",
-        REMEMBER_COOKIE_HTTPONLY=True,
-        REMEMBER_COOKIE_SECURE=env == "production",
+        # No REMEMBER_COOKIE_*: Flask-Login's remember cookie is never set; "Keep me
+        # signed in" is a revocable token of our own (blueprints/auth/web_sessions.py).
         WTF_CSRF_TIME_LIMIT=None,  # tokens live as long as the session
         ORDERS_PER_PAGE=50,
     )
@@ -91,14 +91,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     login_manager.login_message = "Please sign in to continue."
     login_manager.session_protection = "strong"
 
-    @login_manager.user_loader
-    def load_user(user_id: str):
-        from domain.models import User
+    from blueprints.auth.web_sessions import register_proxy_warning, register_session_loading
 
-        if not user_id.isdigit():
-            return None
-        user = db.session.get(User, int(user_id))
-        return user if user and user.active else None
+    register_session_loading(app, login_manager)  # every request checks its server-side session
+    register_proxy_warning(app)  # X-Forwarded-For arrives while SHOPDESK_PROXY_COUNT is 0
 
     import jobs
     from blueprints.auth.routes import bp as auth_bp

@@ -1,29 +1,21 @@
-"""Sign in and out."""
+"""Sign in and out; each person's account page (signed-in devices, password)."""
 
 from __future__ import annotations
 
 from urllib.parse import urlsplit
 
 from flask import Blueprint, flash, redirect, request, url_for
-from flask_login import current_user, login_required, login_user, logout_user
-from flask_wtf import FlaskForm
-from wtforms import BooleanField, EmailField, PasswordField
-from wtforms.validators import DataRequired, Length
+from flask_login import current_user, login_required, logout_user
 
+from blueprints.auth.forms import CsrfOnlyForm, EndDeviceForm, LoginForm, PasswordChangeForm
+from blueprints.auth.web_sessions import client_address, current_record, forget_this_device, sign_in
+from blueprints.orders.forms import first_error
 from blueprints.rendering import render
+from domain import accounts, sessions
 from domain.accounts import LoginThrottled, authenticate
+from domain.errors import DomainError
 
 bp = Blueprint("auth", __name__)
-
-
-class LoginForm(FlaskForm):
-    email = EmailField("Email", validators=[DataRequired(), Length(max=254)])
-    password = PasswordField("Password", validators=[DataRequired(), Length(max=200)])
-    remember = BooleanField("Keep me signed in on this device")
-
-
-class LogoutForm(FlaskForm):
-    """CSRF-only form: signing out is a POST."""
 
 
 def _safe_next(target: str | None) -> str:
@@ -46,26 +38,120 @@ def login():
     status = 200
     if form.validate_on_submit():
         try:
-            user = authenticate(form.email.data, form.password.data,
-                                ip=request.remote_addr or "")
+            user = authenticate(form.email.data, form.password.data, ip=client_address())
         except LoginThrottled as exc:
             user, error, status = None, str(exc), 429
         else:
             if user is None:
                 error, status = "Wrong email or password.", 401
         if user is not None:
-            login_user(user, remember=form.remember.data)
+            started = sessions.start_session(
+                user.id, user_agent=request.headers.get("User-Agent", ""),
+                address=client_address(), remember=bool(form.remember.data))
+            sign_in(user, started)
             return redirect(_safe_next(request.args.get("next")))
     elif request.method == "POST":
         error, status = "Enter your email and password.", 400
     return render("auth/login.html", form=form, error=error), status
 
 
+def _sign_out_here(message: str):
+    """This device's record is gone (or going): clear the cookies, show the login page."""
+    forget_this_device()
+    logout_user()
+    flash(message, "success")
+    return redirect(url_for("auth.login"))
+
+
 @bp.post("/logout")
 @login_required
 def logout():
-    """Sign out and return to the sign-in page."""
-    if LogoutForm().validate_on_submit():
-        logout_user()
-        flash("You are signed out.", "success")
-    return redirect(url_for("auth.login"))
+    """Sign out: the session ends on the server, so a copy of the cookie stops working."""
+    if not CsrfOnlyForm().validate_on_submit():
+        return redirect(url_for("auth.login"))
+    record = current_record()
+    if record is not None:
+        sessions.end_session(record.id)
+    return _sign_out_here("You are signed out.")
+
+
+# ------------------------------------------------------------------ account
+
+
+def _this_device_id() -> str:
+    record = current_record()
+    return record.id if record is not None else ""
+
+
+@bp.get("/account")
+@login_required
+def account():
+    """Your signed-in devices and your password."""
+    return _account_page(PasswordChangeForm())
+
+
+def _account_page(password_form, error: str = "", status: int = 200):
+    devices = sessions.live_sessions(current_user.id)
+    return render("auth/account.html", devices=devices, this_device=_this_device_id(),
+                  password_form=password_form, device_form=EndDeviceForm(),
+                  button_form=CsrfOnlyForm(), error=error), status
+
+
+@bp.post("/account/devices/sign-out")
+@login_required
+def end_device():
+    """Sign one of your devices out (this one included)."""
+    form = EndDeviceForm()
+    if not form.validate_on_submit():
+        flash(first_error(form), "error")
+        return redirect(url_for("auth.account"))
+    target = form.session_id.data
+    if target == _this_device_id():
+        sessions.end_session(target, user_id=current_user.id)
+        return _sign_out_here("You are signed out on this device.")
+    if sessions.end_session(target, user_id=current_user.id):
+        flash("That device is signed out.", "success")
+    else:
+        flash("That device was already signed out.", "error")
+    return redirect(url_for("auth.account"))
+
+
+@bp.post("/account/devices/sign-out-others")
+@login_required
+def end_other_devices():
+    """Sign out everywhere else; this device stays signed in."""
+    if not CsrfOnlyForm().validate_on_submit():
+        flash("This form has expired. Reload the page and try again.", "error")
+        return redirect(url_for("auth.account"))
+    count = sessions.end_all_sessions(current_user.id, keep=_this_device_id() or None)
+    flash("Signed out on %(count)d other device(s)." % {"count": count}, "success")
+    return redirect(url_for("auth.account"))
+
+
+@bp.post("/account/devices/sign-out-all")
+@login_required
+def end_all_devices():
+    """Sign out everywhere, this device included."""
+    if not CsrfOnlyForm().validate_on_submit():
+        flash("This form has expired. Reload the page and try again.", "error")
+        return redirect(url_for("auth.account"))
+    sessions.end_all_sessions(current_user.id)
+    return _sign_out_here("You are signed out on every device.")
+
+
+@bp.post("/account/password")
+@login_required
+def change_password():
+    """A new password (the current one required); every other device is signed out."""
+    form = PasswordChangeForm()
+    if not form.validate_on_submit():
+        return _account_page(form, first_error(form), 422)
+    try:
+        accounts.change_password(current_user.id, form.current.data, form.new.data,
+                                 ip=client_address(), keep_session=_this_device_id() or None)
+    except LoginThrottled as exc:
+        return _account_page(form, str(exc), 429)
+    except DomainError as exc:
+        return _account_page(form, str(exc), 422)
+    flash("Password changed. Every other device is signed out.", "success")
+    return redirect(url_for("auth.account"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, redirect, url_for
 from flask_login import current_user, login_required
 
+from blueprints.auth.forms import CsrfOnlyForm
 from blueprints.orders.forms import first_error
 from blueprints.rendering import render
 from blueprints.settings.forms import (
@@ -16,7 +17,7 @@ from blueprints.settings.forms import (
     StoreForm,
     ToggleForm,
 )
-from domain import accounts, store
+from domain import accounts, sessions, store
 from domain.errors import DomainError
 from domain.money import cents_to_input
 
@@ -151,7 +152,8 @@ def staff():
     forms = {u.id: StaffUpdateForm(prefix=f"u{u.id}", role=u.role, active=u.active)
              for u in users}
     return render("settings/staff.html", block="settings", users=users, forms=forms, form=StaffForm(),
-                  section="staff")
+                  section="staff", session_counts=sessions.live_session_counts(),
+                  signout_form=CsrfOnlyForm())
 
 
 @bp.post("/staff")
@@ -167,3 +169,18 @@ def update_staff(user_id: int):
     """Change a member's role or whether they can sign in."""
     return _outcome(StaffUpdateForm(prefix=f"u{user_id}"), lambda f: accounts.update_user(
         user_id, role=f.role.data, active=f.active.data), "Account updated.", "settings.staff")
+
+
+@bp.post("/staff/<int:user_id>/sign-out")
+def sign_out_staff(user_id: int):
+    """Sign a person out on every device (their next click shows the login page)."""
+    if not CsrfOnlyForm().validate_on_submit():
+        flash("This form has expired. Reload the page and try again.", "error")
+        return redirect(url_for("settings.staff"))
+    user = accounts.get_user(user_id)
+    if user is None:
+        abort(404)
+    count = sessions.end_all_sessions(user.id)
+    flash("%(name)s is signed out on %(count)d device(s)." % {"name": user.label, "count": count},
+          "success")
+    return redirect(url_for("settings.staff"))
