@@ -43,6 +43,8 @@ Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # above 2x this Pillow refuses to even open
 THUMB_SIZE = (360, 360)
 
 ACCEPTED = "Upload a photo or screenshot (JPEG, PNG or HEIC) or a PDF."
+# Also what the order page says when the request itself is over the app's limit.
+TOO_LARGE = "The file is larger than %(mb)d MB." % {"mb": MAX_BYTES // (1024 * 1024)}  # noqa: UP031
 HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"}
 # Active content: a receipt needs none of it, and refusing it costs nothing.
 PDF_ACTIVE = re.compile(rb"/(?:JavaScript|JS|Launch|EmbeddedFiles?|RichMedia|XFA)(?![A-Za-z])")
@@ -68,7 +70,9 @@ def read_limited(stream: BinaryIO, limit: int = MAX_BYTES) -> bytes:
     """Read the upload, refusing it as soon as it passes ``limit`` bytes."""
     data = stream.read(limit + 1)
     if len(data) > limit:
-        raise ValidationError(f"The file is larger than {limit // (1024 * 1024)} MB.")
+        raise ValidationError(TOO_LARGE if limit == MAX_BYTES else
+                              "The file is larger than %(mb)d MB."  # noqa: UP031
+                              % {"mb": limit // (1024 * 1024)})
     if not data:
         raise ValidationError("The file is empty.")
     return data

@@ -159,12 +159,83 @@ def test_hostile_uploads_are_refused_and_leave_nothing(app, make_order, customer
                                                           OrderEvent.type == "proof_uploaded"))
 
 
+class CountingStream:
+    """A multipart body of ``size`` bytes made on demand, counting what the app reads."""
+
+    def __init__(self, size: int, csrf_token: str):
+        self.head = (f'--B\r\nContent-Disposition: form-data; name="csrf_token"\r\n\r\n'
+                     f'{csrf_token}\r\n--B\r\nContent-Disposition: form-data; name="proof"; '
+                     f'filename="huge.jpg"\r\nContent-Type: image/jpeg\r\n\r\n').encode()
+        self.size, self.pos, self.sent = size, 0, 0
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, offset: int, whence: int = 0) -> int:  # the test client measures the body
+        self.pos = offset if whence == 0 else self.size + offset
+        return self.pos
+
+    def read(self, n: int = -1) -> bytes:
+        n = self.size - self.pos if n is None or n < 0 else min(n, self.size - self.pos)
+        head = self.head[self.pos:self.pos + n]
+        chunk = head + b"\0" * (n - len(head))
+        self.pos += n
+        self.sent += n
+        return chunk
+
+    readline = read
+
+
+def assert_order_page_with_too_large(response, order):
+    html = response.get_data(as_text=True)
+    assert response.status_code == 413
+    # the customer's own order page, with the upload form to try a smaller file ...
+    assert f"Order {order.number}" in html and "Upload proof" in html and "How to pay" in html
+    # ... and the very message a 10 MB + 1 byte file gets, inline
+    assert '<div class="flash flash-error" role="alert">The file is larger than 10 MB.</div>' in html
+
+
+@pytest.mark.parametrize("megabytes", [12, 30])
+def test_request_over_the_size_limit_gets_the_order_page_and_its_message(
+        app, make_order, customer, megabytes):
+    order = make_order()
+    client = customer(order)
+    response = upload(client, order, b"\xff\xd8\xff" + b"\0" * (megabytes * 1024 * 1024),
+                      "huge.jpg")
+    assert_order_page_with_too_large(response, order)
+    # the same sentence as a file just over 10 MB (which fits in the request limit)
+    small = upload(client, order, b"\xff\xd8\xff" + b"\0" * (MAX_BYTES - 2), "big.jpg")
+    assert small.status_code == 422
+    assert '<div class="flash flash-error" role="alert">The file is larger than 10 MB.</div>' \
+        in small.get_data(as_text=True)
+    order = reload(order)
+    assert order.status == "pending_payment" and order.proof_path is None
+    assert stored_files(app) == []
+    assert not db.session.scalar(select(OrderEvent).where(OrderEvent.order_id == order.id,
+                                                          OrderEvent.type == "proof_uploaded"))
+
+
 def test_request_over_the_size_limit_is_refused_before_reading(app, make_order, customer):
     order = make_order()
     client = customer(order)
-    response = upload(client, order, b"\xff\xd8\xff" + b"\0" * (12 * 1024 * 1024), "huge.jpg")
-    assert response.status_code == 413 and "larger than 10 MB" in response.get_data(as_text=True)
+    body = CountingStream(30 * 1024 * 1024, client._token)
+    response = client.post(f"/shop/o/{order.public_token}/proof", csrf=False, input_stream=body,
+                           content_length=body.size, content_type="multipart/form-data; boundary=B")
+    assert_order_page_with_too_large(response, order)
+    assert body.sent == 0  # refused from its Content-Length: not one byte read
     assert reload(order).status == "pending_payment" and stored_files(app) == []
+
+
+def test_other_over_limit_requests_keep_the_plain_too_large_page(app, make_order, customer):
+    order = make_order()
+    client = customer(order)
+    response = client.post("/shop/cart/add", {"blob": "x" * (12 * 1024 * 1024)})
+    assert response.status_code == 413 and "Upload proof" not in response.get_data(as_text=True)
+    # an unknown link over the limit learns nothing about orders
+    guessed = client.post(f"/shop/o/{order.public_token}x/proof",
+                          {"proof": (BytesIO(b"\0" * (12 * 1024 * 1024)), "x.jpg", "image/jpeg")},
+                          content_type="multipart/form-data")
+    assert guessed.status_code == 413 and order.number not in guessed.get_data(as_text=True)
 
 
 def test_no_file_chosen_gets_a_message(app, make_order, customer):

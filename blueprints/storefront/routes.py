@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, request, session, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, request, session, url_for
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from blueprints.rendering import render
 from blueprints.storefront.forms import (
@@ -207,6 +208,24 @@ def upload_proof(token: str):
         return _order_page(found, form=form, error=str(exc), status=422)
     flash("Thank you! We received your payment proof; the shop will confirm it soon.", "success")
     return redirect(url_for("storefront.order", token=token))
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def upload_too_large(exc: RequestEntityTooLarge):
+    """A proof upload past the request limit (MAX_CONTENT_LENGTH) gets its order page
+    with the same inline message as a file just over 10 MB, not a bare 413 page.
+
+    Werkzeug refuses such a request from its Content-Length (or as soon as a
+    chunked body passes the limit) when the form is first read, which is the
+    CSRF check before any view runs; so the page is built without touching the
+    request body again (``formdata=None``): nothing of it is read or stored."""
+    token = (request.view_args or {}).get("token", "")
+    order = get_order_by_token(token) if request.endpoint == "storefront.upload_proof" else None
+    if order is None or order.kind != "placed":
+        handler = current_app.error_handler_spec.get(None, {}).get(413, {}).get(
+            RequestEntityTooLarge)
+        return handler(exc) if handler else exc  # the app's own 413 page
+    return _order_page(order, form=ProofForm(formdata=None), error=proofs.TOO_LARGE, status=413)
 
 
 @bp.get("/o/<token>/proof")
