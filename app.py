@@ -136,21 +136,15 @@ def create_app(test_config: dict | None = None) -> Flask:
                                message="This form has expired or was not sent from Shopdesk. "
                                        "Reload the page and try again."), 400
 
-    @app.errorhandler(404)
-    def not_found(exc):
-        return render_template("error.html", title="Not found",
-                               message="That page or order does not exist."), 404
-
     @app.errorhandler(413)
     def too_large(exc):
         return render_template("error.html", title="File too large",
                                message="The upload is larger than 10 MB."), 413
 
-    @app.after_request
-    def security_headers(response):
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        return response
+    from blueprints.security import init_security
+    from blueprints.site import init_site
+
+    init_security(app)  # CSP, no-store, HSTS, static caching, the over-long URL guard
+    init_site(app)  # styled 400/403/404/405/414 pages, /favicon.ico
 
     return app

@@ -79,3 +79,16 @@
   document.addEventListener("htmx:afterSettle", update);
   document.addEventListener("DOMContentLoaded", update);
 })();
+
+// ---- H2 (issue 7): behaviour that used htmx's eval-based trigger filters. ----
+// The Content-Security-Policy forbids eval, so htmx runs with allowEval off and
+// `hx-trigger="keyup[key=='Escape']"` no longer works; Escape in an inline editor
+// marked data-escape-cancels fires its hx-trigger="escape-cancel" instead.
+(function () {
+  document.addEventListener("keyup", function (event) {
+    if (event.key !== "Escape" || !window.htmx) return;
+    var field = event.target.closest && event.target.closest("[data-escape-cancels]");
+    if (field) window.htmx.trigger(field, "escape-cancel");
+  });
+})();
+// ---- end H2 ----
