@@ -41,6 +41,7 @@ from domain.orders import (
     payment_deadline,
 )
 from domain.payments import PaymentGateway, charge_and_place
+from domain.phones import store_e164
 from domain.status import OrderStatus
 from domain.store import get_settings
 
@@ -94,6 +95,7 @@ def _prepared(data: DraftInput):
     total = compute_totals(subtotal, data.discount_cents, fee, 0)
     return shipping, customer, lines, dict(
         customer_name=customer.name, customer_phone=customer.phone,
+        customer_phone_e164=store_e164(customer.phone),
         customer_email=customer.email, shipping_address=customer.address,
         shipping_method_id=shipping.id, shipping_method_name=shipping.name,
         shipping_kind=shipping.kind, subtotal_cents=subtotal,
@@ -148,7 +150,8 @@ def delete_draft(order_id: int, *, actor: Actor) -> str:
             .execution_options(synchronize_session=False))
         if result.rowcount != 1:
             raise InvalidTransition(ALREADY_PLACED)
-    db.session.expunge_all()
+        # Forget the deleted rows (not the whole session: the signed-in user stays).
+        db.session.expunge(draft)
     return number
 
 

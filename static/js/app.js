@@ -92,3 +92,40 @@
   });
 })();
 // ---- end H2 ----
+
+// ---- H5 (issue 7): draft builder behaviour, formerly inline handlers. ----
+// The Content-Security-Policy (script-src 'self') refuses onclick=/onsubmit=/onfocus=,
+// so the templates only mark elements with data- attributes and these listeners act.
+(function () {
+  // data-select-on-focus: a read-only link box selects all of itself, ready to copy.
+  document.addEventListener("focusin", function (event) {
+    var field = event.target.closest && event.target.closest("[data-select-on-focus]");
+    if (field && field.select) field.select();
+  });
+
+  // data-copy="<selector>": copy that field's value; the button then reads its
+  // data-copied label (the text lives in the template, where it can be translated).
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("[data-copy]");
+    if (!button) return;
+    var field = document.querySelector(button.dataset.copy);
+    if (!field) return;
+    field.select();
+    var done = function () { if (button.dataset.copied) button.textContent = button.dataset.copied; };
+    var fallback = function () { try { if (document.execCommand("copy")) done(); } catch (e) { /* keep the selection: copy by hand */ } };
+    if (navigator.clipboard && window.isSecureContext) navigator.clipboard.writeText(field.value).then(done, fallback);
+    else fallback();
+  });
+
+  // <form data-confirm="question">: ask before submitting. Capture phase, so a
+  // "Cancel" stops the submit before any other listener (htmx included) sees it.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (!form.dataset || !form.dataset.confirm) return;
+    if (!window.confirm(form.dataset.confirm)) {
+      event.preventDefault();
+      event.stopPropagation();
+    }
+  }, true);
+})();
+// ---- end H5 ----
