@@ -31,9 +31,10 @@ from sqlalchemy import func, select
 
 from domain.actors import Actor
 from domain.db import db
-from domain.errors import DomainError, ValidationError
+from domain.errors import DomainError, InvalidTransition, ValidationError
 from domain.models import Order, OrderEvent
-from domain.orders import upload_proof
+from domain.orders import EXPIRY_REASON, get_order, upload_proof
+from domain.status import OrderStatus
 
 register_heif_opener()
 
@@ -161,6 +162,15 @@ def clean_upload(data: bytes) -> CleanFile:
     return _clean_image(data, kind)
 
 
+class DeadlinePassed(InvalidTransition):
+    """The proof came after the payment deadline had canceled the order."""
+
+
+def canceled_for_late_payment(order: Order) -> bool:
+    """Canceled because its payment deadline passed (not by the shop)."""
+    return order.status == OrderStatus.CANCELED and order.cancel_reason == EXPIRY_REASON
+
+
 # ------------------------------------------------------------------ storing
 
 
@@ -220,6 +230,16 @@ def submit_proof(order_id: int, stream: BinaryIO, *, actor: Actor | None = None)
     relative = store(clean)
     try:
         order, replaced = upload_proof(order_id, path=relative, sha256=clean.sha256, actor=actor)
+    except InvalidTransition as exc:
+        delete_stored(relative)
+        # Lost the race to the deadline (the page was open, the order expired while
+        # the file was on its way): say so, not just that this status takes no proof.
+        late = get_order(order_id)
+        if canceled_for_late_payment(late):
+            raise DeadlinePassed(
+                "The payment deadline passed before your file arrived, so order %(number)s "  # noqa: UP031
+                "was canceled and the file was not kept." % {"number": late.number}) from exc
+        raise
     except BaseException:
         delete_stored(relative)
         raise
@@ -252,6 +272,8 @@ def customer_messages(order: Order) -> dict[str, str]:
     if event is not None and event.type == "proof_declined" and \
             order.status == "pending_payment":
         return {"declined_reason": event.details.get("reason", "")}
+    if canceled_for_late_payment(order):  # the page then says what to do next
+        return {"deadline_passed": "yes"}
     return {}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from io import BytesIO
 from pathlib import Path
 
@@ -291,3 +292,48 @@ def test_proof_files_reach_only_their_own_link_and_staff(app, make_order, custom
     assert staff_view.headers["X-Content-Type-Options"] == "nosniff"
     # nothing is reachable under /static
     assert client.get(f"/static/{mine.proof_path}").status_code == 404
+
+
+def test_upload_that_loses_the_race_to_the_deadline_says_what_happened_and_what_next(
+        app, place_unpaid, customer, samples):
+    from domain.deadlines import sweep_overdue
+    from domain.store import get_settings
+
+    settings = get_settings()
+    settings.phone, settings.email = "2345 6789", "hello@shop.test"
+    db.session.commit()
+    # the customer opened the page while the order still awaited payment ...
+    order, variant = place_unpaid(placed_ago=timedelta(days=3), deadline_days=2)
+    client = customer(order)
+    # ... the deadline passed and the sweep canceled it before the file arrived
+    order_id = order.id
+    assert sweep_overdue() == 1
+    order = db.session.get(Order, order_id)
+    response = upload(client, order, samples.image_bytes(), "receipt.png", "image/png")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert (f"The payment deadline passed before your file arrived, so order {order.number} "
+            "was canceled and the file was not kept.") in html
+    # what to do next: contact the store (with its details) or order again from the shop
+    steps = html[html.index('data-testid="next-steps"'):]
+    assert f"If you have already paid, contact My Shop with your order number {order.number}" in steps
+    assert 'href="tel:23456789"' in steps and 'href="mailto:hello@shop.test"' in steps
+    assert "place a new order" in steps and 'href="/shop/"' in steps
+    assert "Upload proof" not in html  # no form that cannot work any more
+    order = reload(order)
+    assert order.status == "canceled" and order.proof_path is None and stored_files(app) == []
+    # the next steps stay on the page for a later visit too
+    assert 'data-testid="next-steps"' in client.get(f"/shop/o/{order.public_token}").get_data(
+        as_text=True)
+
+
+def test_an_order_the_shop_canceled_keeps_the_plain_refusal(app, make_order, customer, samples):
+    from domain.actors import Actor
+    from domain.orders import reject_order
+
+    order = make_order()
+    client = customer(order)
+    reject_order(order.id, "Out of stock", actor=Actor("staff", 1, "T"))
+    html = upload(client, order, samples.image_bytes(), "late.png", "image/png").get_data(
+        as_text=True)
+    assert "deadline" not in html and 'data-testid="next-steps"' not in html

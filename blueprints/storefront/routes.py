@@ -204,8 +204,8 @@ def upload_proof(token: str):
     try:
         proofs.submit_proof(found.id, form.proof.data.stream,
                             actor=Actor.customer(found.customer_name))
-    except DomainError as exc:
-        return _order_page(found, form=form, error=str(exc), status=422)
+    except DomainError as exc:  # shown with the order as it is now (it may have expired)
+        return _order_page(get_order(found.id), form=form, error=str(exc), status=422)
     flash("Thank you! We received your payment proof; the shop will confirm it soon.", "success")
     return redirect(url_for("storefront.order", token=token))
 
