@@ -63,6 +63,10 @@ def create_app(test_config: dict | None = None) -> Flask:
         # No REMEMBER_COOKIE_*: Flask-Login's remember cookie is never set; "Keep me
         # signed in" is a revocable token of our own (blueprints/auth/web_sessions.py).
         WTF_CSRF_TIME_LIMIT=None,  # tokens live as long as the session
+        # Over HTTPS Flask-WTF also demands a same-host Referer, which the shop's pages
+        # (Referrer-Policy: no-referrer, to keep secret links private) never get:
+        # every customer form failed behind nginx. The token and SameSite cookies stay.
+        WTF_CSRF_SSL_STRICT=False,
         ORDERS_PER_PAGE=50,
     )
     if test_config:
