@@ -5,8 +5,6 @@ from __future__ import annotations
 import logging
 import re
 
-import pytest
-
 from domain.models import Job
 
 pytest_plugins = ["jobs_fixtures"]
