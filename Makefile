@@ -4,13 +4,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app app
 
-.PHONY: run test setup db demo worker lint clean browser-deps
+.PHONY: run test setup db demo worker lint clean browser-deps deploy-deps
 
 run: setup db demo
 	$(BIN)/python -m jobs.devserver
 
 test: setup
-	@$(MAKE) --no-print-directory browser-deps
+	@$(MAKE) --no-print-directory browser-deps deploy-deps
 	$(BIN)/python -m pytest
 
 setup: $(VENV)/.installed static/vendor/htmx.min.js
@@ -34,6 +34,18 @@ browser-deps:
 	    echo "Installing chromium and fonts-noto-cjk for browser tests"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; \
 	  else echo "chromium missing and apt unavailable: browser tests will skip"; fi; \
+	fi
+
+# The deploy rehearsal (deploy/rehearse.sh, tests/test_rehearse.py) needs Debian's nginx
+# and openssl. policy-rc.d keeps the package from starting the system nginx on port 80.
+deploy-deps:
+	@if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ] || ! command -v openssl >/dev/null 2>&1; then \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    echo "Installing nginx and openssl for the deploy rehearsal"; \
+	    made=""; if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; made=1; fi; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx openssl >/dev/null; rc=$$?; \
+	    [ -n "$$made" ] && rm -f /usr/sbin/policy-rc.d; exit $$rc; \
+	  else echo "nginx missing and apt unavailable: the deploy rehearsal will skip"; fi; \
 	fi
 
 db: setup
