@@ -103,6 +103,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     import jobs
     from blueprints.auth.routes import bp as auth_bp
     from blueprints.background.routes import bp as background_bp
+    from blueprints.backups.routes import bp as backups_bp
     from blueprints.cli import register_cli
     from blueprints.drafts.routes import bp as drafts_bp
     from blueprints.health import init_health
@@ -114,7 +115,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from blueprints.storefront.routes import bp as storefront_bp
 
     for blueprint in (auth_bp, orders_bp, settings_bp, drafts_bp, review_bp, storefront_bp,
-                      background_bp):
+                      background_bp, backups_bp):
         app.register_blueprint(blueprint)
     register_template_helpers(app)
     register_cli(app)
