@@ -18,6 +18,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+import domain.search_text  # noqa: F401  (registers the search triggers' SQLite function)
 from domain.db import db
 from domain.status import DeliveryStatus, OrderStatus
 
@@ -223,6 +224,9 @@ class Order(db.Model):
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customer.id"), index=True)
     customer_name: Mapped[str] = mapped_column(String(120), default="")
     customer_phone: Mapped[str] = mapped_column(String(40), default="")
+    # customer_phone read in the store's country (domain.phones.store_e164):
+    # "+85297575358", or "" when it holds no possible number.
+    customer_phone_e164: Mapped[str] = mapped_column(String(20), default="", server_default="")
     customer_email: Mapped[str] = mapped_column(String(254), default="")
     shipping_address: Mapped[str] = mapped_column(Text, default="")
 

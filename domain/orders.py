@@ -31,6 +31,7 @@ from domain.models import (
     utcnow,
 )
 from domain.money import MAX_CENTS, format_money
+from domain.phones import store_e164
 from domain.status import TRANSITIONS, DeliveryStatus, OrderStatus, can_set_tracking_code
 from domain.store import clean_email, clean_text, get_settings
 
@@ -346,6 +347,7 @@ def _new_order(lines, customer: CustomerDetails, payment: PaymentMethod,
         kind="placed", source=source,
         status=(OrderStatus.PENDING_PAYMENT if payment.is_manual else OrderStatus.PROCESSING).value,
         customer_id=record.id, customer_name=customer.name, customer_phone=customer.phone,
+        customer_phone_e164=store_e164(customer.phone),
         customer_email=customer.email, shipping_address=customer.address,
         payment_method_id=payment.id, payment_method_name=payment.name,
         payment_kind=payment.kind, shipping_method_id=shipping.id,

@@ -122,7 +122,10 @@ class OrderQuery:
         if len(q) > MAX_Q:
             errors.append(f"Search is limited to {MAX_Q} characters.")
             q = q[:MAX_Q]
-        values["q"] = "".join(ch for ch in q if ch.isprintable())
+        # Control characters go; other spaces (U+3000 from a Chinese input
+        # method, a no-break space) stay spaces, so words stay apart.
+        values["q"] = "".join(ch if ch.isprintable() else " " if ch.isspace() else ""
+                              for ch in q)
         take("date_from", lambda: _date(args.get("from"), "From date"))
         take("date_to", lambda: _date(args.get("to"), "To date"))
         take("payment_method_ids", lambda: _int_list(args.getlist("payment"), "payment method"))

@@ -1,66 +1,55 @@
-"""Text search over orders (SPEC §4, issue 4): one search box over customer
-name, phone, email, product name, barcode and order number; partial,
-case-insensitive, CJK included.
+"""Text search over orders (SPEC §4, issues 4 and 7): one search box over
+customer name, phone, email, product and variant name, SKU, barcode and
+order number; partial, case-insensitive, CJK included, read the way people
+type it (full-width, simplified or traditional, spaced, with or without a
+country code: domain/search_text.py).
 
-Every order has one searchable text, one field per line (see the migration
-``b7e4c2d91a55_order_search_index``): number, customer name, phone as typed,
-phone digits only, email, then each line's product name and barcode. A
-search is a substring of one field, so it matches when it occurs anywhere in
-that text; it never holds a newline, so it cannot match across two fields.
+Every order has one searchable text, one field per line
+(``search_text.document``). A search is folded the same way and matches
+when one of its needles (``search_text.needles``) occurs in that text; a
+needle never holds a newline, so it cannot match across two fields.
 
-SQLite keeps the text in an FTS5 trigram table maintained by triggers:
+SQLite keeps the text in an FTS5 trigram table written by triggers:
 
-* three characters or more: the search is quoted as one FTS5 phrase, so
+* three characters or more: the needle is quoted as one FTS5 phrase, so
   operators (``OR``, ``NEAR``, ``*``, ``"``) are plain text;
 * one or two characters: trigrams cannot hold them, but every character of
-  the text starts a trigram (the text ends with two newlines), so the search
+  the text starts a trigram (the text ends with two newlines), so the needle
   becomes an OR of the indexed trigrams that start with it, read from the
   fts5vocab table. Exact, and it still uses the index.
 
-PostgreSQL runs ILIKE on the same text written as expressions that pg_trgm
-GIN indexes cover.
+PostgreSQL keeps it in order_search_doc: LIKE on the text (a pg_trgm GIN
+index) for three characters or more, and for one or two, containment in the
+array of the text's characters and character pairs (a GIN index), since
+trigram indexes cannot serve them.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import String, false, func, literal, literal_column, or_, select, table, union
+from sqlalchemy import String, Text, false, func, literal, or_, select, table
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql import column
 
 from domain.db import db
-from domain.models import Order, OrderLine
+from domain.models import Order
+from domain.phones import store_region
+from domain.search_text import needles as _needles
 
 # No field is longer than this (the longest, an email, is 254), and a match
 # lies inside one field, so a longer search cannot match anything.
 MAX_NEEDLE = 512
-# Characters people put inside phone numbers; a search made only of digits
-# and these is also tried as digits alone ("9123-4567" finds "9123 4567").
-PHONE_SEPARATORS = frozenset(" ()+./-")
 # Above every character, for "terms starting with" as a range.
 _TOP = "\U0010ffff"
 
 _fts = table("order_search", column("rowid"), column("order_search"))
 _vocab = table("order_search_vocab", column("term"))
-
-# PostgreSQL: must stay identical to the expressions indexed in the migration.
-ORDER_TEXT = literal_column(
-    "(coalesce(orders.number, '') || chr(10) || orders.customer_name || chr(10) || "
-    "orders.customer_phone || chr(10) || "
-    "regexp_replace(orders.customer_phone, '[ ()+./-]', '', 'g') || chr(10) || "
-    "orders.customer_email)", String)
-LINE_TEXT = literal_column("(order_line.product_name || chr(10) || order_line.barcode)", String)
+_pg_doc = table("order_search_doc", column("order_id"), column("doc", Text),
+                column("grams", ARRAY(Text)))
 
 
 def needles(q: str) -> list[str]:
-    """The strings to look for: the search without control characters, and
-    for a phone-like search also its digits alone. Longest first."""
-    text = "".join(ch for ch in q if ch.isprintable()).strip()
-    found = [text] if text else []
-    if any(ch.isdigit() for ch in text) and all(
-            ch.isdigit() or ch in PHONE_SEPARATORS for ch in text):
-        digits = "".join(ch for ch in text if ch.isdigit())
-        if digits != text:
-            found.append(digits)
-    return found
+    """The strings to look for (see search_text.needles), in the store's country."""
+    return _needles(q, store_region())
 
 
 def _phrase(text: str) -> str:
@@ -76,7 +65,7 @@ def _sqlite_match(found: list[str]):
     """An FTS5 query (SQL expression) matching the documents holding any needle."""
     phrases = [_phrase(n) for n in found if len(n) >= 3]
     query = literal(" OR ".join(phrases), String) if phrases else None
-    for short in (n.lower() for n in found if len(n) < 3):
+    for short in (n for n in found if len(n) < 3):
         quoted = literal('"', String) + func.replace(_vocab.c.term, '"', '""') + literal('"', String)
         # '""' (an empty phrase) matches nothing when no trigram starts with it.
         expanded = func.coalesce(
@@ -85,6 +74,19 @@ def _sqlite_match(found: list[str]):
             .scalar_subquery(), literal('""', String))
         query = expanded if query is None else query + literal(" OR ", String) + expanded
     return query
+
+
+def _postgres_match(found: list[str]):
+    """Rows of order_search_doc holding any needle (the text and needles are
+    both folded to lower case in Python, so LIKE, not ILIKE)."""
+    clauses = [_pg_doc.c.doc.like(f"%{_escape_like(n)}%", escape="\\")
+               for n in found if len(n) >= 3]
+    short = [n for n in found if len(n) < 3]
+    if short:
+        # One containment test per needle: "grams && ARRAY[...]" would be one
+        # too, but GIN serves each @> with a single key lookup.
+        clauses += [_pg_doc.c.grams.contains([n]) for n in short]
+    return select(_pg_doc.c.order_id).where(or_(*clauses))
 
 
 def text_match(q: str, *, by_id: bool = True):
@@ -100,8 +102,4 @@ def text_match(q: str, *, by_id: bool = True):
     if db.engine.dialect.name == "sqlite":
         ids = select(_fts.c.rowid).where(_fts.c.order_search.op("MATCH")(_sqlite_match(found)))
         return (Order.id if by_id else Order.id + 0).in_(ids)
-    patterns = [f"%{_escape_like(n)}%" for n in found]
-    return Order.id.in_(union(
-        select(Order.id).where(or_(*(ORDER_TEXT.ilike(p, escape="\\") for p in patterns))),
-        select(OrderLine.order_id).where(or_(*(LINE_TEXT.ilike(p, escape="\\")
-                                               for p in patterns)))))
+    return Order.id.in_(_postgres_match(found))
