@@ -139,3 +139,29 @@ def test_search_on_postgres(pg_app):
         ids = {o.id for o in OrderQuery(q=q).page_results().items}
         assert order.id in ids, q
     assert OrderQuery(q="no-such-thing-zz").count() == 0
+
+
+def test_search_reads_typed_forms_on_postgres(pg_app):
+    """Issue 7 on PostgreSQL: full-width, country code, simplified, variant, short searches."""
+    from sqlalchemy import text
+
+    from domain.db import db
+    from domain.orders import place_order
+    from domain.search import OrderQuery
+    from domain.search_index import _postgres_match, needles
+
+    vid = _variant(stock=None, name="蛋卷禮盒", barcode="4897654321098")
+    order = place_order(_checkout(vid, name="鄭 美玲", phone="9757 1288"))
+    assert order.customer_phone_e164 == "+85297571288"
+    for q in ("郑美玲", "鄭美玲", "美玲", "+852 9757 1288", "85297571288", "(852) 9757 1288",
+              "９７５７１２８８", "原味", "蛋卷礼盒 原味", "#" + order.number, order.number[2:],
+              "郑", "玲", "88"):
+        ids = {o.id for o in OrderQuery(q=q).page_results().items}
+        assert order.id in ids, q
+    db.session.execute(text("SET LOCAL enable_seqscan = off"))
+    for q in ("郑", "88"):
+        sql = str(_postgres_match(needles(q)).compile(db.engine,
+                                                      compile_kwargs={"literal_binds": True}))
+        plan = "\n".join(db.session.scalars(text("EXPLAIN " + sql)))
+        assert "ix_order_search_doc_grams" in plan, plan
+    db.session.rollback()
