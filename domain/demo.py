@@ -4,7 +4,8 @@ Historical orders are written with bulk INSERTs rather than through the
 lifecycle actions: replaying 100,000 orders action by action would take many
 minutes, and what is written here is history (each order carries the events
 its status implies), not a live status change. Live stock is set directly as
-the store's current stock.
+the store's current stock. Orders waiting for their proof to be confirmed get
+a generated transfer receipt, stored like an upload (:mod:`domain.demo_receipts`).
 
 Rows get explicit ids (an order's number is made from its id), so on
 PostgreSQL every id sequence is moved past the seeded rows afterwards
@@ -15,11 +16,14 @@ id that is already taken.
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Integer, func, insert, select, text
 
+from domain import proofs
 from domain.db import db, write_transaction
+from domain.demo_receipts import Receipt, receipt_file
 from domain.models import (
     Customer,
     Order,
@@ -32,6 +36,7 @@ from domain.models import (
     new_token,
     utcnow,
 )
+from domain.money import format_money
 from domain.orders import order_number_for
 from domain.status import DeliveryStatus, OrderStatus
 from domain.store import ensure_store_defaults, get_settings
@@ -130,12 +135,26 @@ def seed_demo(orders: int, seed: int = 1, *, now: datetime | None = None) -> int
     ensure_store_defaults()
     now = now or utcnow()
     rng = random.Random(f"orders-{seed}")
-    prefix = get_settings().order_prefix
+    settings = get_settings()
+    prefix = settings.order_prefix
+    stored: list[str] = []  # proof files written; removed again if the seed fails
+    try:
+        _seed_orders(orders, seed, now, rng, prefix, settings, stored)
+    except BaseException:
+        for relative in stored:
+            proofs.delete_stored(relative)
+        raise
+    return orders
+
+
+def _seed_orders(orders, seed, now, rng, prefix, settings, stored) -> None:
+    receipt = _ReceiptMaker(seed, settings)
     with write_transaction() as session:
         # The catalogue has its own generator so orders come out the same
         # whether or not the products already existed.
         variants = seed_catalog(random.Random(f"catalog-{seed}"))
-        payments = session.execute(select(PaymentMethod.id, PaymentMethod.name, PaymentMethod.kind)).all()
+        payments = session.execute(select(PaymentMethod.id, PaymentMethod.name, PaymentMethod.kind,
+                                          PaymentMethod.code)).all()
         shippings = session.execute(
             select(ShippingMethod.id, ShippingMethod.name, ShippingMethod.kind, ShippingMethod.fee_cents)).all()
         customer_count = max(50, orders // 4)
@@ -156,7 +175,7 @@ def seed_demo(orders: int, seed: int = 1, *, now: datetime | None = None) -> int
             placed = start + timedelta(seconds=offsets[n])
             cust_index = rng.randrange(customer_count)
             cust = customers[cust_index]
-            pay_id, pay_name, pay_kind = rng.choice(payments)
+            pay_id, pay_name, pay_kind, pay_code = rng.choice(payments)
             ship_id, ship_name, ship_kind, fee = rng.choice(shippings)
             chosen = rng.sample(variants, k=rng.choice([1, 1, 1, 2, 2, 3, 4]))
             lines = [(v, rng.choice([1, 1, 1, 2, 3])) for v in chosen]
@@ -167,8 +186,14 @@ def seed_demo(orders: int, seed: int = 1, *, now: datetime | None = None) -> int
             age_days = (now - placed).days
             status, delivery, tracking, events = _history(rng, pay_kind, ship_kind, age_days,
                                                           placed, total, pay_name, ship_name)
+            number = order_number_for(order_id, prefix)
+            proof = {}
+            if status == OrderStatus.PENDING_CONFIRMATION and not draft:
+                uploaded = next(at for type_, _a, at, _d in events if type_ == "proof_uploaded")
+                proof = receipt.store(order_id, number, pay_code, pay_name, cust["name"], total,
+                                      uploaded, stored)
             order_rows.append({
-                "id": order_id, "number": order_number_for(order_id, prefix),
+                "id": order_id, "number": number,
                 "kind": "draft" if draft else "placed",
                 "status": None if draft else status.value,
                 "delivery_status": DeliveryStatus.UNFULFILLED.value if draft else delivery,
@@ -188,7 +213,8 @@ def seed_demo(orders: int, seed: int = 1, *, now: datetime | None = None) -> int
                 "cancel_reason": "Customer changed their mind"
                 if status == OrderStatus.CANCELED and not draft else "",
                 "placed_at": None if draft else placed, "created_at": placed,
-                "updated_at": placed,
+                "updated_at": placed, "proof_path": None, "proof_sha256": None,
+                "proof_uploaded_at": None, **proof,
             })
             for v, qty in lines:
                 line_rows.append({
@@ -207,7 +233,31 @@ def seed_demo(orders: int, seed: int = 1, *, now: datetime | None = None) -> int
                 _flush(order_rows, line_rows, event_rows)
         _flush(order_rows, line_rows, event_rows)
         sync_id_sequences()
-    return orders
+
+
+class _ReceiptMaker:
+    """Writes each waiting order's transfer receipt, as a customer's upload would be kept."""
+
+    def __init__(self, seed: int, settings):
+        self.seed = seed
+        self.payee = settings.name
+        self.currency = settings.currency
+        self.zone = ZoneInfo(settings.timezone)
+
+    def store(self, order_id, number, pay_code, pay_name, payer, total, uploaded,
+              stored: list[str]) -> dict:
+        # Its own generator, so receipts never shift the orders that follow.
+        rng = random.Random(f"receipt-{self.seed}-{order_id}")
+        paid = uploaded - timedelta(minutes=rng.randrange(1, 40), seconds=rng.randrange(60))
+        clean = receipt_file(Receipt(
+            method_code=pay_code, method_name=pay_name, payee=self.payee, payer=payer,
+            amount=format_money(total, self.currency),
+            paid_at=paid.replace(tzinfo=UTC).astimezone(self.zone).replace(tzinfo=None),
+            reference=number, seed=f"{self.seed}-{order_id}"))
+        relative = proofs.store(clean)
+        stored.append(relative)
+        return {"proof_path": relative, "proof_sha256": clean.sha256,
+                "proof_uploaded_at": uploaded, "updated_at": uploaded}
 
 
 def sync_id_sequences() -> None:
