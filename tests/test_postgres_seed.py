@@ -203,3 +203,18 @@ def test_id_sequences_only_move_forward(pg_seeded):
     db.session.add(product)
     db.session.commit()
     assert product.id == before + 51
+
+
+def test_review_queue_images_after_seeding_on_postgres(pg_seeded):
+    import re
+
+    from conftest import Client
+
+    app, _ = pg_seeded
+    owner = Client(app).login(type("Login", (), {"email": OWNER[0]}), password=OWNER[1])
+    html = owner.get("/review/").get_data(as_text=True)
+    sources = re.findall(r'<img src="([^"]+)"', html)
+    assert sources, "the seeded store has payments to confirm"
+    for url in sources:
+        response = owner.get(url)
+        assert (response.status_code, response.mimetype) == (200, "image/jpeg"), url
