@@ -397,3 +397,60 @@ def test_htmx_list_pushes_the_canonical_url_and_history_restore_gets_a_page(owne
     restore = owner_client.get("/orders?status=processing", htmx=True,
                                headers={"HX-History-Restore-Request": "true"})
     assert "<html" in restore.get_data(as_text=True)
+
+
+# ------------------------------------------------------------------ list URLs (no JavaScript)
+
+
+@pytest.mark.parametrize("url,canonical", [
+    ("/orders?q=%E9%99%B3&from=&to=&status=", "/orders?q=%E9%99%B3"),  # the no-JS Search button
+    ("/orders?list=unpaid&q=&from=&to=", "/orders?list=unpaid"),
+    ("/orders?q=&from=&to=&status=&page=1", "/orders"),
+    ("/orders?q=+%E9%99%B3+&status=processing", "/orders?status=processing&q=%E9%99%B3"),
+    ("/orders?list=paid&source=live_stream&source=api&source=api",
+     "/orders?source=api&source=live_stream"),
+])
+def test_a_plain_get_with_empty_fields_goes_to_the_tidy_url(owner_client, make_order, url,
+                                                            canonical):
+    make_order()
+    response = owner_client.get(url)
+    assert response.status_code == 302 and response.headers["Location"] == canonical
+    assert owner_client.get(canonical).status_code == 200  # no redirect loop
+
+
+@pytest.mark.parametrize("url", ["/orders", "/orders?q=%E9%99%B3", "/orders?list=unpaid",
+                                 "/orders?payment=1&q=x", "/orders?page=2"])
+def test_a_canonical_list_url_is_served_as_it_is(owner_client, url):
+    assert owner_client.get(url).status_code == 200
+
+
+def test_a_refused_argument_is_explained_not_redirected_away(owner_client):
+    response = owner_client.get("/orders?status=bogus&q=&from=2026-13-45")
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert "Unknown status tab; showing all." in html and "From date must be a date" in html
+
+
+def test_htmx_list_never_redirects_and_the_same_search_again_adds_no_history_entry(owner_client):
+    fragment = owner_client.get("/orders?q=%E9%99%B3&from=&to=&status=", htmx=True)
+    assert fragment.status_code == 200 and fragment.headers["HX-Push-Url"] == "/orders?q=%E9%99%B3"
+    # sent again from the page already showing that list (Enter, Apply, leaving the box):
+    # the entry is replaced, not pushed, whatever the order of the arguments
+    again = owner_client.get("/orders?q=%E9%99%B3&from=&to=&status=processing", htmx=True,
+                             headers={"HX-Current-URL":
+                                      "http://shop.test/orders?q=%E9%99%B3&status=processing"})
+    assert "HX-Push-Url" not in again.headers
+    assert again.headers["HX-Replace-Url"] == "/orders?status=processing&q=%E9%99%B3"
+    # from another list: a new entry
+    other = owner_client.get("/orders?q=%E9%99%B3", htmx=True,
+                             headers={"HX-Current-URL": "http://shop.test/orders"})
+    assert other.headers["HX-Push-Url"] == "/orders?q=%E9%99%B3"
+    assert "HX-Replace-Url" not in other.headers
+
+
+def test_the_list_is_never_kept_by_the_browser(owner_client):
+    for htmx in (False, True):
+        response = owner_client.get("/orders?q=x", htmx=htmx)
+        assert "no-store" in response.headers["Cache-Control"]
+        # a fragment and the page share a URL: a cache must never answer one with the other
+        assert "HX-Request" in response.headers["Vary"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tempfile
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from flask import (
     Blueprint,
@@ -67,10 +67,34 @@ def home():
     return redirect(url_for("orders.index"))
 
 
+def _args(url: str) -> list[tuple[str, str]]:
+    return sorted(parse_qsl(urlsplit(url).query, keep_blank_values=True))
+
+
+def _same_url(url: str, other: str) -> bool:
+    """Same path and the same arguments (in any order)."""
+    return urlsplit(url).path == urlsplit(other).path and _args(url) == _args(other)
+
+
+def _history_headers(canonical: str) -> dict[str, str]:
+    """How an htmx list request updates the address bar: always to the canonical URL
+    (no empty fields), and as a new history entry only when the list changed. The
+    same search sent again (Enter, Apply) replaces the entry instead of adding one."""
+    current = request.headers.get("HX-Current-URL", "")
+    if current and _same_url(current, canonical):
+        return {"HX-Replace-Url": canonical}
+    return {"HX-Push-Url": canonical}
+
+
 @bp.get("/orders")
 def index():
     """Orders list: Paid/Unpaid lists, status tabs with counts, one page of rows."""
     query = OrderQuery.from_args(request.args, per_page=current_app.config["ORDERS_PER_PAGE"])
+    canonical = url_for("orders.index", **query.to_args())
+    if not is_htmx() and not query.errors and sorted(request.args.items(multi=True)) != _args(canonical):
+        # A plain GET form sends every field, empty or not: show the tidy address.
+        # (Not when an argument was refused: the page explains why instead.)
+        return redirect(canonical)
     page, counts = query.page_with_tab_counts()
     context = dict(query=query, page=page, counts=counts,
                    # the Paid/Unpaid switch is outside the htmx fragment
@@ -83,25 +107,31 @@ def index():
                    query_string=urlencode(query.to_args(page=1), doseq=True),
                    export_form=ConfirmForm(), oob=is_htmx())
     html = render("orders/list.html", block=["tabs", "results"], **context)
-    if not is_htmx():
-        return html
-    # The address bar shows the canonical list URL (no empty fields), whatever sent the request.
-    return html, {"HX-Push-Url": url_for("orders.index", **query.to_args())}
+    # Back must show the list as it is now, never a copy kept by the browser; and the
+    # same URL answers a fragment or a page depending on HX-Request.
+    headers = {"Cache-Control": "no-store", "Vary": "HX-Request"}
+    if is_htmx():
+        headers.update(_history_headers(canonical))
+    return html, headers
 
 
 # ------------------------------------------------------------------ export
 
 
 def _selected_ids(form) -> list[int]:
-    """The ids the merchant ticked, or every order matching the query they were looking at."""
-    if form.get("scope") == "matching":
+    """The ids the merchant ticked, or every order matching the query they were looking at.
+    The scope is the value of the button they pressed ("Export selected" / "Export all")."""
+    scope = form.get("scope", "selected")
+    if scope not in ("selected", "matching"):
+        raise DomainError("Choose “Export selected” or “Export all”.")
+    if scope == "matching":
         return matching_ids(OrderQuery.from_args(form))
     raw = form.getlist("ids")
     if len(raw) > 10_000 or not all(v.isdigit() and len(v) <= 9 for v in raw):
         raise DomainError("The selection is not valid; reload the page and select again.")
     ids = list(dict.fromkeys(int(v) for v in raw))
     if not ids:
-        raise DomainError("Select at least one order first.")
+        raise DomainError("Select at least one order to export, or use “Export all”.")
     return ids
 
 

@@ -33,50 +33,54 @@
 })();
 
 // Bulk selection: ticked rows, "select all on this page", "select all N matching".
+// The scope travels as the value of the "Export selected" button (name=scope):
+// "selected" sends the ticked ids, "matching" every order the query matches.
 (function () {
+  function exportButton() { return document.getElementById("export-selected"); }
+  function matching() { var b = exportButton(); return !!b && b.value === "matching"; }
+  function setMatching(on) { var b = exportButton(); if (b) b.value = on ? "matching" : "selected"; }
   function update() {
     var form = document.getElementById("bulk-form");
     if (!form) return;
     var boxes = document.querySelectorAll("input[name=ids][form=bulk-form]");
     var ticked = Array.prototype.filter.call(boxes, function (b) { return b.checked; }).length;
-    var scope = document.getElementById("bulk-scope");
     var total = parseInt(form.dataset.total, 10);
     var all = document.getElementById("select-page");
     var matchingLink = document.getElementById("select-matching");
     var count = document.getElementById("bulk-count");
-    var exportSelected = document.getElementById("export-selected");
+    var everything = matching();
     if (all) all.checked = boxes.length > 0 && ticked === boxes.length;
-    if (scope.value === "matching") {
+    if (everything) {
       count.textContent = "All " + total + " matching orders selected";
       matchingLink.textContent = "Clear selection";
     } else {
       count.textContent = ticked ? ticked + " selected" : total + " order" + (total === 1 ? "" : "s");
       matchingLink.textContent = "Select all " + total + " orders matching";
     }
-    matchingLink.classList.toggle("hidden", !(scope.value === "matching" || (ticked === boxes.length && ticked > 0 && total > ticked)));
-    exportSelected.disabled = !ticked && scope.value !== "matching";
-    form.classList.toggle("has-selection", ticked > 0 || scope.value === "matching");
+    matchingLink.classList.toggle("hidden", !(everything || (ticked === boxes.length && ticked > 0 && total > ticked)));
+    // With script, nothing ticked means nothing to export; without it the server says so.
+    exportButton().disabled = !ticked && !everything;
+    form.classList.toggle("has-selection", ticked > 0 || everything);
   }
   document.addEventListener("change", function (event) {
-    var scope = document.getElementById("bulk-scope");
     if (event.target.id === "select-page") {
       document.querySelectorAll("input[name=ids][form=bulk-form]").forEach(function (b) { b.checked = event.target.checked; });
-      if (!event.target.checked && scope) scope.value = "selected";
+      if (!event.target.checked) setMatching(false);
       update();
     } else if (event.target.name === "ids") {
-      if (!event.target.checked && scope) scope.value = "selected";
+      if (!event.target.checked) setMatching(false);
       update();
     }
   });
   document.addEventListener("click", function (event) {
     if (event.target.id !== "select-matching") return;
-    var scope = document.getElementById("bulk-scope");
-    var on = scope.value !== "matching";
-    scope.value = on ? "matching" : "selected";
+    var on = !matching();
+    setMatching(on);
     document.querySelectorAll("input[name=ids][form=bulk-form]").forEach(function (b) { b.checked = on; });
     update();
   });
   document.addEventListener("htmx:afterSettle", update);
+  document.addEventListener("htmx:historyRestore", update);
   document.addEventListener("DOMContentLoaded", update);
 })();
 
@@ -129,3 +133,14 @@
   }, true);
 })();
 // ---- end H5 ----
+
+// ---- H4 (issue 7): the orders list and the back/forward cache. ----
+// A page the browser kept whole in its back/forward cache comes back as it was
+// when the merchant left it: rows that may have changed since. Load it again, so
+// Back always shows the list as it is now (the server renders the form from the URL).
+(function () {
+  window.addEventListener("pageshow", function (event) {
+    if (event.persisted && document.getElementById("order-filters")) window.location.reload();
+  });
+})();
+// ---- end H4 ----
