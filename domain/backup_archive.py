@@ -114,8 +114,12 @@ def parse_manifest(data: bytes) -> dict:
                           "%(mine)d." % {"v": manifest.get("format_version"),
                                          "mine": FORMAT_VERSION})
     files, tables = manifest.get("files"), manifest.get("tables")
+    database = manifest.get("database")
     if (manifest.get("dialect") not in DB_MEMBERS or not isinstance(files, list)
-            or not isinstance(tables, dict)
+            or not isinstance(tables, dict) or not isinstance(database, dict)
+            or not isinstance(manifest.get("alembic_revision"), str)
+            or (manifest["dialect"] == "sqlite" and not (
+                isinstance(database.get("sha256"), str) and isinstance(database.get("size"), int)))
             or not all(isinstance(n, int) and n >= 0 for n in tables.values())
             or not all(isinstance(f, dict) and isinstance(f.get("path"), str)
                        and isinstance(f.get("size"), int) and isinstance(f.get("sha256"), str)

@@ -411,6 +411,8 @@ def _hostile(good: Path, folder: Path) -> dict[str, tuple[Path, str]]:
                               "not valid JSON"),
         "malformed manifest": (_rewrite(good, folder / "malformed.tar",
                                         manifest_edit=corrupt_manifest), "malformed"),
+        "manifest without database": (_rewrite(good, folder / "nodb.tar", manifest_edit=lambda m:
+                                               m.pop("database")), "malformed"),
         "missing member": (_rewrite(good, folder / "nomember.tar", drop={proof},
                                     manifest_edit=None), "missing from the archive"),
         "unlisted member": (_rewrite(good, folder / "extra.tar", keep_manifest_hashes=True,
