@@ -164,9 +164,10 @@ def _is_known(user: User | None, address: str) -> bool:
 
 
 def _throttle_keys(email: str, address: str, known: bool) -> list[tuple[str, ThrottleRule]]:
-    keys = [(f"pair:{email[:254]}|{address}", PAIR_RULE)]
+    email = email[:240]  # the key column holds 300: "pair:" + email + "|" + 45-char address
+    keys = [(f"pair:{email}|{address}", PAIR_RULE)]
     if not known:
-        keys += [(f"account:{email[:254]}", ACCOUNT_RULE), (f"address:{address}", ADDRESS_RULE)]
+        keys += [(f"account:{email}", ACCOUNT_RULE), (f"address:{address}", ADDRESS_RULE)]
     return keys
 
 
