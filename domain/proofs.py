@@ -302,3 +302,9 @@ def review_queue(limit: int = 500) -> tuple[list[Order], set[str]]:
         select(Order).where(Order.kind == "placed", Order.status == "pending_confirmation")
         .order_by(Order.proof_uploaded_at.asc(), Order.id.asc()).limit(limit)))
     return orders, reused_hashes([o.proof_sha256 for o in orders if o.proof_sha256])
+
+
+def review_queue_count() -> int:
+    """How many orders wait for proof confirmation."""
+    return db.session.scalar(select(func.count(Order.id)).where(
+        Order.kind == "placed", Order.status == "pending_confirmation")) or 0

@@ -246,6 +246,29 @@ def test_confirm_and_decline_from_the_queue(app, owner_client, make_order, sampl
     assert again.status_code == 422 and "cannot be confirmed" in again.get_data(as_text=True)
 
 
+def test_queue_confirm_answers_htmx_with_the_card_result_and_the_count(app, owner_client,
+                                                                       make_order, samples):
+    from domain.proofs import submit_proof
+
+    a, b = (submit_proof(make_order().id, BytesIO(samples.image_bytes())) for _ in range(2))
+    html = owner_client.post(f"/review/{a.number}/confirm", htmx=True).get_data(as_text=True)
+    # the confirmed card's replacement, in place (not the whole queue with a notice on top)
+    assert html.lstrip().startswith(f'<li class="queue-item queue-result" id="queue-result-{a.number}"')
+    assert f"Payment confirmed for {a.number}." in html and 'id="queue"' not in html
+    assert f'data-testid="queue-{b.number}"' not in html
+    # out of band: the count
+    assert '<p class="muted" id="queue-count" hx-swap-oob="true">1 waiting' in html
+    # the last one: nothing more to review; an error is said in place too
+    owner_client.post(f"/review/{b.number}/confirm", htmx=True)
+    again = owner_client.post(f"/review/{b.number}/confirm", htmx=True)
+    text = again.get_data(as_text=True)
+    assert again.status_code == 422 and 'class="flash flash-error"' in text
+    assert "Nothing more to review." in text
+    # a reload shows the queue as it is now
+    page = owner_client.get("/review/").get_data(as_text=True)
+    assert "Nothing to review" in page and 'id="queue-result-' not in page
+
+
 def test_review_pages_need_login(client, make_order):
     order = make_order()
     assert client.get("/review/").status_code == 302

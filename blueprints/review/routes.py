@@ -13,7 +13,7 @@ from domain import orders as actions
 from domain.actors import Actor
 from domain.deadlines import extend_deadline as extend_deadline_action
 from domain.errors import DomainError
-from domain.proofs import review_queue
+from domain.proofs import review_queue, review_queue_count
 from jobs.deadlines import schedule_deadline_jobs
 
 bp = Blueprint("review", __name__, url_prefix="/review")
@@ -56,8 +56,11 @@ def _queue_action(number: str, form, action, success: str):
             message, error = success.format(number=order.number), False
         except DomainError as exc:
             message, error = str(exc), True
-    if is_htmx():
-        return _queue_page(message, error, 422 if error else 200)
+    if is_htmx():  # the card becomes its result, in place; the count follows
+        html = render("review/queue.html", block=["queue_result", "queue_oob"],
+                      number=order.number, notice=message, notice_error=error,
+                      count=review_queue_count())
+        return html, 422 if error else 200
     flash(message, "error" if error else "success")
     return redirect(url_for("review.queue"))
 

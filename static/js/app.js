@@ -131,6 +131,16 @@
       event.stopPropagation();
     }
   }, true);
+
+  // Review queue: a confirmed or declined card is replaced by its result in place.
+  // Keyboard focus moves there (the button it was on is gone), and it scrolls into
+  // view only if it is not already visible.
+  document.addEventListener("htmx:load", function (event) {
+    var result = event.target.closest && event.target.closest(".queue-result");
+    if (!result) return;
+    result.focus({ preventScroll: true });
+    result.scrollIntoView({ block: "nearest" });
+  });
 })();
 // ---- end H5 ----
 
