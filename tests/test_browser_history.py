@@ -206,17 +206,47 @@ def test_back_from_an_order_shows_the_list_as_it_is_now(live_server, chromium_pa
         page.click(f"text={order.number}")
         page.wait_for_url(f"**/orders/{order.number}")
         reject_order(order.id, "Customer cancelled", actor=SYSTEM)
-        page.go_back(wait_until="commit")
+        page.go_back(wait_until="commit")  # a page from the cache fires no "load"
 
         # then: the whole list page (not a fragment), the fresh status, and the form
         # still says what the address says
-        page.wait_for_url(f"**/orders?q={CHAN}")
+        page.wait_for_url(f"**/orders?q={CHAN}", wait_until="commit")
         expect(row_status).to_have_attribute("data-status", "canceled")
         expect(page.locator("header.topbar")).to_be_visible()
         expect(page.locator("#q")).to_have_value("陳")
         if arrival == "opened":
             assert page.evaluate("sessionStorage.getItem('bfcache')") == "1"
         browser.close()
+
+
+def test_without_javascript_back_and_reload_show_what_the_url_says(live_server, browser, owner,
+                                                                   chans):
+    """The browser refills form fields it remembers on Back and on reload; the list's
+    fields must follow the address instead."""
+    card = method_id(PaymentMethod, code="credit_card")
+    context = browser.new_context(java_script_enabled=False, viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    browser_login(page, live_server, owner.email)
+    page.fill("#q", "陳")
+    page.click("summary:has-text('Filters')")
+    page.check("label:has-text('Credit Card') input")
+    page.click("button:has-text('Apply')")
+    page.wait_for_url(f"{live_server}/orders?q={CHAN}&payment={card}")
+    expect(page.locator("tr.order-row")).to_have_count(1)
+
+    page.go_back()
+    page.wait_for_url(f"{live_server}/orders")
+    expect(page.locator("#q")).to_have_value("")
+    assert not page.locator("label:has-text('Credit Card') input").is_checked()
+
+    # typed and ticked but not sent, then reload: the address still has no search
+    page.fill("#q", "Amy")
+    page.click("summary:has-text('Filters')")
+    page.check("label:has-text('Credit Card') input")
+    page.reload()
+    expect(page.locator("#q")).to_have_value("")
+    assert not page.locator("label:has-text('Credit Card') input").is_checked()
+    context.close()
 
 
 def test_export_and_search_work_without_javascript(live_server, browser, owner, chans, tmp_path):
