@@ -272,8 +272,9 @@ def _check_revision(revision: str | None) -> None:
     except CommandError:
         found = None
     if found is None:
-        raise BackupError(f"The backup is at database revision {revision}, which this version "
-                          "of Shopdesk does not know: install the newer version first.")
+        raise BackupError("The backup is at database revision %(revision)s, which this "
+                          "version of Shopdesk does not know: install the newer version first.",
+                          revision=revision)
 
 
 def _head_revision() -> str | None:
@@ -294,15 +295,15 @@ def restore_backup(archive: Path | str, *, force: bool = False,
     url = db.engine.url
     dialect = backup_db.dialect_of(url)
     if manifest["dialect"] != dialect:
-        raise BackupError(f"This backup is of a {manifest['dialect']} database; this instance "
-                          f"uses {dialect}.")
+        raise BackupError("This backup is of a %(theirs)s database; this instance uses "
+                          "%(ours)s.", theirs=manifest["dialect"], ours=dialect)
     _check_revision(manifest.get("alembic_revision"))
     db.session.remove()
     db.engine.dispose()
     holding = backup_db.tables_holding_data(url)
     if holding and not force:
-        raise BackupError("The database already holds data (%(tables)s). Restoring would "  # noqa: UP031
-                          "replace it: add --force to do so." % {"tables": ", ".join(holding)})
+        raise BackupError("The database already holds data (%(tables)s). Restoring would "
+                          "replace it: add --force to do so.", tables=", ".join(holding))
     uploads = _upload_root()
     uploads.mkdir(parents=True, exist_ok=True, mode=0o700)
     staging = Path(tempfile.mkdtemp(prefix=".restore-", dir=uploads.parent))
@@ -328,7 +329,8 @@ def restore_backup(archive: Path | str, *, force: bool = False,
                                   "manifest; nothing was changed.")
         for _, target in staged:
             if not target.resolve().is_relative_to(uploads.resolve()):
-                raise BackupError(f"{target} would be written outside the uploads folder.")
+                raise BackupError("%(path)s would be written outside the uploads folder.",
+                                  path=str(target))
         # 2. Into place: the files first (harmless extras if the database step fails).
         for source, target in staged:
             target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -347,7 +349,7 @@ def restore_backup(archive: Path | str, *, force: bool = False,
         differ = sorted(t for t in set(counts) | set(manifest["tables"])
                         if counts.get(t) != manifest["tables"].get(t))
         raise BackupError("Restored, but the row counts differ from the manifest in: "
-                          + ", ".join(differ))
+                          "%(tables)s", tables=", ".join(differ))
     notes = []
     head = _head_revision()
     if head and manifest["alembic_revision"] != head:

@@ -72,23 +72,24 @@ def safe_name(name: str) -> bool:
 
 def check_member(member: tarfile.TarInfo) -> None:
     if not member.isreg() or member.issparse():
-        raise BackupError(f"The archive contains {member.name!r}, which is not a plain file "
-                          "(links and devices are refused).")
+        raise BackupError("The archive contains %(name)r, which is not a plain file "
+                          "(links and devices are refused).", name=member.name)
     if not safe_name(member.name):
-        raise BackupError(f"The archive contains an unsafe path {member.name!r}.")
+        raise BackupError("The archive contains an unsafe path %(name)r.", name=member.name)
     if not (member.name == MANIFEST or member.name in DB_MEMBERS.values()
             or member.name.startswith(UPLOADS)):
-        raise BackupError(f"The archive contains {member.name!r}, which a Shopdesk backup "
-                          "never holds.")
+        raise BackupError("The archive contains %(name)r, which a Shopdesk backup "
+                          "never holds.", name=member.name)
 
 
 def open_archive(path: Path) -> tarfile.TarFile:
     if not path.is_file():
-        raise BackupError(f"{path} does not exist or is not a file.")
+        raise BackupError("%(path)s does not exist or is not a file.", path=str(path))
     try:
         return tarfile.open(path, mode="r:")
     except (tarfile.TarError, OSError) as exc:
-        raise BackupError(f"{path.name} is not a Shopdesk backup archive: {exc}") from exc
+        raise BackupError("%(file)s is not a Shopdesk backup archive: %(error)s",
+                          file=path.name, error=str(exc)) from exc
 
 
 def hash_member(tar: tarfile.TarFile, member: tarfile.TarInfo, sink=None) -> tuple[int, str]:
@@ -106,13 +107,13 @@ def parse_manifest(data: bytes) -> dict:
     try:
         manifest = json.loads(data)
     except ValueError as exc:
-        raise BackupError(f"The manifest is not valid JSON: {exc}") from exc
+        raise BackupError("The manifest is not valid JSON: %(error)s", error=str(exc)) from exc
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise BackupError("The manifest is not a Shopdesk backup manifest.")
     if manifest.get("format_version") != FORMAT_VERSION:
-        raise BackupError("This backup has format version %(v)r; this Shopdesk reads version "  # noqa: UP031
-                          "%(mine)d." % {"v": manifest.get("format_version"),
-                                         "mine": FORMAT_VERSION})
+        raise BackupError("This backup has format version %(version)r; this Shopdesk reads "
+                          "version %(mine)d.", version=manifest.get("format_version"),
+                          mine=FORMAT_VERSION)
     files, tables = manifest.get("files"), manifest.get("tables")
     database = manifest.get("database")
     if (manifest.get("dialect") not in DB_MEMBERS or not isinstance(files, list)
@@ -138,7 +139,7 @@ def verify_archive(path: Path | str) -> dict:
             for member in tar:
                 check_member(member)
                 if member.name in seen or (member.name == MANIFEST and manifest_bytes):
-                    raise BackupError(f"The archive holds {member.name!r} twice.")
+                    raise BackupError("The archive holds %(name)r twice.", name=member.name)
                 if member.name == MANIFEST:
                     if member.size > MAX_MANIFEST_BYTES:
                         raise BackupError("The manifest is implausibly large.")
@@ -150,28 +151,30 @@ def verify_archive(path: Path | str) -> dict:
                     if seen[member.name][0] != member.size:
                         raise tarfile.ReadError("unexpected end of data")
         except (tarfile.TarError, EOFError, OSError) as exc:
-            raise BackupError(f"{path.name} is truncated or damaged ({exc}); "
-                              "nothing was restored.") from exc
+            raise BackupError("%(file)s is truncated or damaged (%(error)s); "
+                              "nothing was restored.", file=path.name, error=str(exc)) from exc
     if manifest_bytes is None:
-        raise BackupError(f"{path.name} has no manifest: it is truncated or not a Shopdesk "
-                          "backup.")
+        raise BackupError("%(file)s has no manifest: it is truncated or not a Shopdesk "
+                          "backup.", file=path.name)
     manifest = parse_manifest(manifest_bytes)
     listed = {}
     for entry in manifest["files"]:
         if entry["path"] in listed or not safe_name(entry["path"]):
-            raise BackupError(f"The manifest lists {entry['path']!r} twice or unsafely.")
+            raise BackupError("The manifest lists %(name)r twice or unsafely.",
+                              name=entry["path"])
         listed[entry["path"]] = (entry["size"], entry["sha256"])
     db_member = DB_MEMBERS[manifest["dialect"]]
     if db_member not in listed:
         raise BackupError("The manifest does not list the database.")
     for name in sorted(set(listed) | set(seen)):
         if name not in seen:
-            raise BackupError(f"{name} is listed in the manifest but missing from the archive.")
+            raise BackupError("%(name)s is listed in the manifest but missing from the "
+                              "archive.", name=name)
         if name not in listed:
-            raise BackupError(f"{name} is in the archive but not in its manifest.")
+            raise BackupError("%(name)s is in the archive but not in its manifest.", name=name)
         if seen[name] != listed[name]:
-            raise BackupError(f"{name} does not match its checksum in the manifest: the "
-                              "archive is damaged or was altered.")
+            raise BackupError("%(name)s does not match its checksum in the manifest: the "
+                              "archive is damaged or was altered.", name=name)
     return manifest
 
 
@@ -204,11 +207,11 @@ def stage(archive: Path, wanted: dict[str, tuple[dict, Path]]) -> None:
                 with os.fdopen(fd, "wb") as sink:
                     got = hash_member(tar, member, sink)
                 if got != (entry["size"], entry["sha256"]) or member.name in written:
-                    raise BackupError(f"{member.name} changed while it was being restored; "
-                                      "nothing was changed.")
+                    raise BackupError("%(name)s changed while it was being restored; "
+                                      "nothing was changed.", name=member.name)
                 written.add(member.name)
     except (tarfile.TarError, OSError, EOFError) as exc:
-        raise BackupError(f"The archive changed while it was being restored ({exc}); "
-                          "nothing was changed.") from exc
+        raise BackupError("The archive changed while it was being restored (%(error)s); "
+                          "nothing was changed.", error=str(exc)) from exc
     if written != set(wanted):
         raise BackupError("The archive changed while it was being restored; nothing was changed.")

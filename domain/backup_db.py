@@ -39,7 +39,18 @@ SETUP_TABLES = {"alembic_version", "store_settings", "payment_method", "shipping
 
 
 class BackupError(DomainError):
-    """A refused backup or restore; the message says why and what to do."""
+    """A refused backup or restore; the message says why and what to do.
+
+    Like every refusal: one literal English message id with %(name)s parameters,
+    translated by the web layer; ``str()`` is the English text for the CLI and logs.
+    """
+
+    def __init__(self, msgid: str, /, **params):
+        Exception.__init__(self, msgid)
+        self.msgid, self.params, self.plural, self.count = msgid, params, None, None
+
+    def __str__(self) -> str:
+        return self.msgid % self.params if self.params else self.msgid
 
 
 @dataclass
@@ -54,7 +65,7 @@ class Snapshot:
 def dialect_of(url: URL) -> str:
     name = url.get_backend_name()
     if name not in ("sqlite", "postgresql"):
-        raise BackupError(f"Backups support SQLite and PostgreSQL, not {name}.")
+        raise BackupError("Backups support SQLite and PostgreSQL, not %(name)s.", name=name)
     return name
 
 
@@ -89,7 +100,7 @@ def _revision(rows) -> str | None:
 def sqlite_snapshot(db_path: Path, out_gz: Path) -> Snapshot:
     """Copy the live database (one backup step), check it, count it, gzip it to ``out_gz``."""
     if not db_path.is_file():
-        raise BackupError(f"The database file {db_path} does not exist.")
+        raise BackupError("The database file %(path)s does not exist.", path=str(db_path))
     raw = out_gz.with_name(out_gz.name + ".raw")
     source = sqlite3.connect(db_path, timeout=15)
     try:
@@ -100,7 +111,8 @@ def sqlite_snapshot(db_path: Path, out_gz: Path) -> Snapshot:
             target.execute("PRAGMA journal_mode=DELETE")
             check = target.execute("PRAGMA integrity_check").fetchall()
             if check != [("ok",)]:
-                raise BackupError(f"The database copy failed its integrity check: {check[:3]}")
+                raise BackupError("The database copy failed its integrity check: %(result)s",
+                                  result=str(check[:3]))
             counts = sqlite_counts(target)
             revision = _revision(target.execute("SELECT version_num FROM alembic_version")) \
                 if "alembic_version" in counts else None
@@ -132,7 +144,8 @@ def sqlite_unpack(gz_path: Path, out: Path, sha256: str, size: int) -> None:
                 digest.update(chunk)
                 dst.write(chunk)
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        raise BackupError(f"The archived database cannot be decompressed: {exc}") from exc
+        raise BackupError("The archived database cannot be decompressed: %(error)s",
+                          error=str(exc)) from exc
     if written != size or digest.hexdigest() != sha256:
         raise BackupError("The archived database does not match its manifest checksum.")
 
@@ -144,9 +157,11 @@ def sqlite_check(path: Path) -> dict[str, int]:
         try:
             check = conn.execute("PRAGMA integrity_check").fetchall()
         except sqlite3.DatabaseError as exc:
-            raise BackupError(f"The archived database is not a valid SQLite file: {exc}") from exc
+            raise BackupError("The archived database is not a valid SQLite file: %(error)s",
+                              error=str(exc)) from exc
         if check != [("ok",)]:
-            raise BackupError(f"The archived database failed its integrity check: {check[:3]}")
+            raise BackupError("The archived database failed its integrity check: %(result)s",
+                              result=str(check[:3]))
         return sqlite_counts(conn)
     finally:
         conn.close()
@@ -191,8 +206,8 @@ def _libpq(url: URL) -> tuple[str, dict[str, str]]:
 def _binary(name: str) -> str:
     path = shutil.which(name)
     if path is None:
-        raise BackupError(f"{name} is not installed; install postgresql-client "
-                          "(the same major version as the server).")
+        raise BackupError("%(program)s is not installed; install postgresql-client "
+                          "(the same major version as the server).", program=name)
     return path
 
 
@@ -200,7 +215,8 @@ def _major(binary: str) -> int:
     out = subprocess.run([binary, "--version"], capture_output=True, text=True, check=True).stdout
     match = re.search(r"\(PostgreSQL\) (\d+)", out)
     if not match:
-        raise BackupError(f"Cannot read the version of {binary}: {out.strip()}")
+        raise BackupError("Cannot read the version of %(program)s: %(output)s",
+                          program=binary, output=out.strip())
     return int(match.group(1))
 
 
@@ -230,8 +246,9 @@ def postgres_snapshot(url: URL, out: Path) -> Snapshot:
     try:
         server = int(conn.execute("SHOW server_version_num").fetchone()[0]) // 10000
         if client < server:
-            raise BackupError(f"pg_dump is version {client} but the server is {server}: "
-                              f"install postgresql-client-{server}.")
+            raise BackupError("pg_dump is version %(client)s but the server is %(server)s: "
+                              "install postgresql-client-%(server)s.", client=client,
+                              server=server)
         conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         snapshot_id = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
         counts = _pg_counts(conn)
@@ -248,7 +265,7 @@ def postgres_snapshot(url: URL, out: Path) -> Snapshot:
                                f"--file={out}", "--dbname", uri],
                               env=env, capture_output=True, text=True)
         if done.returncode != 0:
-            raise BackupError(f"pg_dump failed: {done.stderr.strip()[-2000:]}")
+            raise BackupError("pg_dump failed: %(error)s", error=done.stderr.strip()[-2000:])
         conn.execute("ROLLBACK")
     finally:
         conn.close()
@@ -298,11 +315,12 @@ def postgres_write_into_place(dump: Path, url: URL) -> None:
         restore_err.seek(0)
         psql_err.seek(0)
         if producer.returncode != 0:
-            raise BackupError("pg_restore failed; the database was not changed: "
-                              + restore_err.read().decode(errors="replace").strip()[-2000:])
+            raise BackupError("pg_restore failed; the database was not changed: %(error)s",
+                              error=restore_err.read().decode(errors="replace").strip()[-2000:])
         if consumer.returncode != 0:
             raise BackupError("psql refused the restore; the database was not changed: "
-                              + psql_err.read().decode(errors="replace").strip()[-2000:])
+                              "%(error)s",
+                              error=psql_err.read().decode(errors="replace").strip()[-2000:])
 
 
 # ------------------------------------------------------------------ either
