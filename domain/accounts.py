@@ -65,7 +65,7 @@ def _dummy_hash() -> str:
 class LoginThrottled(ValidationError):
     def __init__(self, minutes: int):
         self.minutes = minutes
-        super().__init__("Too many failed sign-ins. Try again in %(minutes)d minute(s)."
+        super().__init__("Too many failed sign-ins. Try again in %(minutes)d minute(s)."  # noqa: UP031
                          % {"minutes": minutes})
 
 

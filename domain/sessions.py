@@ -81,7 +81,7 @@ def describe_device(user_agent: str) -> str:
     browser = next((name for marker, name in _BROWSERS if marker in ua), "")
     system = next((name for marker, name in _SYSTEMS if marker in ua), "")
     if browser and system:
-        return "%(browser)s on %(system)s" % {"browser": browser, "system": system}
+        return "%(browser)s on %(system)s" % {"browser": browser, "system": system}  # noqa: UP031
     if browser or system:
         return browser or system
     # Scripts and unknown clients: the first product token, e.g. "curl/8.5".

@@ -124,7 +124,8 @@ def end_other_devices():
         flash("This form has expired. Reload the page and try again.", "error")
         return redirect(url_for("auth.account"))
     count = sessions.end_all_sessions(current_user.id, keep=_this_device_id() or None)
-    flash("Signed out on %(count)d other device(s)." % {"count": count}, "success")
+    # %-style on purpose: the message keeps %(name)s parameters for translation.
+    flash("Signed out on %(count)d other device(s)." % {"count": count}, "success")  # noqa: UP031
     return redirect(url_for("auth.account"))
 
 

@@ -181,6 +181,7 @@ def sign_out_staff(user_id: int):
     if user is None:
         abort(404)
     count = sessions.end_all_sessions(user.id)
-    flash("%(name)s is signed out on %(count)d device(s)." % {"name": user.label, "count": count},
-          "success")
+    # %-style on purpose: the message keeps %(name)s parameters for translation.
+    flash("%(name)s is signed out on %(count)d device(s)."  # noqa: UP031
+          % {"name": user.label, "count": count}, "success")
     return redirect(url_for("settings.staff"))
