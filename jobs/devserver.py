@@ -5,7 +5,8 @@ The web app runs in this process (Flask's development server on 127.0.0.1:5000,
 threaded, no reloader). The worker runs as a child process (``flask worker``:
 RQ worker + scheduler + sweep thread). This process starts the embedded Redis
 first so the worker attaches to the same server. Ctrl-C reaches both (same
-process group); on any exit path the child is stopped and waited for.
+process group); on any exit path the child is stopped and waited for, and if
+this process is killed outright the worker notices and stops itself.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ def _watch(child: subprocess.Popen) -> None:
 def main() -> int:
     from app import create_app
     from jobs.queue import _embedded, get_redis, stop_embedded
+    from jobs.worker import PARENT_ENV
 
     app = create_app()
     with app.app_context():
@@ -51,8 +53,10 @@ def main() -> int:
         redis_conn.ping()
         where = app.config.get("REDIS_URL") or f"embedded, {app.config['REDIS_EMBEDDED_DB']}"
 
+    # The worker stops by itself if this process dies without stopping it (kill -9):
+    # no orphan worker keeps running jobs against a dev server that is gone.
     worker = subprocess.Popen([sys.executable, "-m", "flask", "--app", "app", "worker"],
-                              env=dict(os.environ))
+                              env={**os.environ, PARENT_ENV: str(os.getpid())})
     threading.Thread(target=_watch, args=(worker,), daemon=True).start()
 
     # Ctrl-C and SIGTERM (systemd, docker, kill) both stop everything; SIGINT is

@@ -9,21 +9,73 @@ worker killed mid-job), while a loop owned by the running worker restarts
 with it, and the first sweep on start-up catches whatever expired while no
 worker was running. Several workers each sweeping is harmless: the sweep is
 idempotent.
+
+The scheduler child stops when the worker dies, however it dies, and a new
+worker takes over a scheduler lock left by a killed one (jobs/scheduler.py).
+Started by ``make run`` (jobs/devserver.py), the worker itself also stops when
+that parent dies: ``SHOPDESK_EXIT_WITH_PARENT`` names the parent's pid.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import threading
+import time
 
 from flask import Flask
 from rq import Worker
 from rq.cron import CronScheduler
+from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
 
 from jobs.deadlines import SWEEP_INTERVAL_SECONDS, sweep_job
 from jobs.queue import QUEUE_NAME, connect, get_queue, use_app
+from jobs.scheduler import ShopdeskScheduler, exit_with_parent
 
 log = logging.getLogger(__name__)
+
+# How often a worker without the scheduler lock tries again (RQ: 10 minutes). The
+# idle loop wakes at least once a minute (the sweep job), so this is the delay.
+MAINTENANCE_INTERVAL_SECONDS = 60
+PARENT_ENV = "SHOPDESK_EXIT_WITH_PARENT"
+
+
+class ShopdeskWorker(Worker):
+    """RQ's worker with Shopdesk's scheduler (see jobs/scheduler.py)."""
+
+    def _start_scheduler(self, burst: bool = False, logging_level: str | None = "INFO",
+                         date_format: str = DEFAULT_LOGGING_DATE_FORMAT,
+                         log_format: str = DEFAULT_LOGGING_FORMAT):
+        # RQ's own body, with the scheduler class swapped (RQ 2.12 has no setting for it).
+        self.scheduler = ShopdeskScheduler(
+            self.queues, connection=self.connection,
+            logging_level=logging_level if logging_level is not None else self.log.level,
+            date_format=date_format, log_format=log_format, serializer=self.serializer)
+        self.scheduler.acquire_locks()
+        if self.scheduler.acquired_locks:
+            if burst:
+                try:
+                    self.scheduler.register_birth()
+                    self.scheduler.enqueue_scheduled_jobs()
+                finally:
+                    self.scheduler.release_locks()
+                    self.scheduler.register_death()
+            else:
+                self.scheduler.start()
+
+
+def _watch_parent(parent_pid: int, poll: float = 1.0) -> None:
+    """Warm shutdown (SIGTERM: finish the job, stop the scheduler) once the parent is gone."""
+    exit_with_parent(signal.SIGTERM)
+
+    def watch():
+        while os.getppid() == parent_pid:
+            time.sleep(poll)
+        log.warning("The process that started this worker (%s) is gone; stopping", parent_pid)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 class _ThreadCronScheduler(CronScheduler):
@@ -47,9 +99,13 @@ def run_worker(app: Flask, *, burst: bool = False, sweep: bool = True,
                sweep_interval: int = SWEEP_INTERVAL_SECONDS) -> bool:
     """Work the Shopdesk queue until stopped (or until empty with ``burst``)."""
     use_app(app)
+    parent = os.environ.get(PARENT_ENV, "")
+    if parent.isdigit() and not burst:
+        _watch_parent(int(parent))
     with app.app_context():
         queue = get_queue()
         if sweep and not burst:
             start_sweep_thread(app, sweep_interval)
-        worker = Worker([queue], connection=queue.connection)
+        worker = ShopdeskWorker([queue], connection=queue.connection,
+                                maintenance_interval=MAINTENANCE_INTERVAL_SECONDS)
         return worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
