@@ -353,3 +353,34 @@ def test_postgres_known_address_and_back_off(pg_app, small_ceilings):
         guess(email, ip=f"192.0.2.{n}", now=t)
     assert authenticate(email, PASSWORD, ip="198.51.100.3", now=t) is not None
     assert isinstance(guess(email, ip="192.0.2.250", password=PASSWORD, now=t), LoginThrottled)
+
+
+def test_postgres_sessions_end_to_end(pg_app):
+    """Sign in with "keep me signed in", restore from the remember cookie (row lock
+    and rotation on PostgreSQL), sign out; copies of both cookies then get the login page."""
+    from domain.accounts import create_user
+
+    email = f"pg-{uuid.uuid4().hex[:6]}@shop.test"
+    create_user(email=email, password=PASSWORD, role="owner")
+    http = pg_app.test_client()
+    with pg_app.app_context():
+        token = Client.token_from(http.get("/login").get_data(as_text=True))
+    with pg_app.app_context():
+        assert http.post("/login", data={"email": email, "password": PASSWORD, "csrf_token": token,
+                                         "remember": "y"}).status_code == 302
+    session_cookie = http.get_cookie("session").value
+    remember = http.get_cookie("shopdesk_remember").value
+    restored = pg_app.test_client()
+    restored.set_cookie("shopdesk_remember", remember)
+    with pg_app.app_context():
+        assert restored.get("/orders").status_code == 200
+    assert restored.get_cookie("shopdesk_remember").value != remember
+    with pg_app.app_context():
+        page = restored.get("/orders").get_data(as_text=True)
+    with pg_app.app_context():
+        restored.post("/logout", data={"csrf_token": Client.token_from(page)})
+    for name, value in (("session", session_cookie), ("shopdesk_remember", remember)):
+        thief = pg_app.test_client()
+        thief.set_cookie(name, value)
+        with pg_app.app_context():
+            assert thief.get("/orders").status_code == 302
