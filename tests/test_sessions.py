@@ -487,3 +487,17 @@ def test_unknown_user_loader_id_mismatch_is_anonymous(app, owner, staff):
     forged = app.session_interface.get_signing_serializer(app).dumps(payload)
     assert not signed_in(with_cookies(app, session=forged))
     assert db.session.get(User, owner.id).active
+
+
+def test_signing_in_again_in_the_same_browser_replaces_its_old_session(app, owner):
+    client = sign_in(app, owner)
+    # Flask-Login's "strong" check drops the user when the address changes, but the
+    # browser still carries its old session id.
+    client.http._http.environ_base["REMOTE_ADDR"] = "198.51.100.23"
+    assert not signed_in(client)
+    page = client.http.get("/login")
+    response = client.http.post("/login", data={
+        "email": owner.email, "password": PASSWORD,
+        "csrf_token": client.token_from(page.get_data(as_text=True))})
+    assert response.status_code == 302
+    assert live_count(owner.id) == 1 and signed_in(client)

@@ -45,6 +45,11 @@ def login():
             if user is None:
                 error, status = "Wrong email or password.", 401
         if user is not None:
+            previous = current_record()
+            if previous is not None:
+                # This browser's earlier session (e.g. dropped by Flask-Login's address
+                # check) would otherwise linger in the devices list until it expires.
+                sessions.end_session(previous.id)
             started = sessions.start_session(
                 user.id, user_agent=request.headers.get("User-Agent", ""),
                 address=client_address(), remember=bool(form.remember.data))
