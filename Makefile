@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app app
 
-.PHONY: run test setup db demo worker lint clean browser-deps deploy-deps
+.PHONY: run test setup db demo worker lint clean browser-deps deploy-deps translations messages
 
 run: setup db demo
 	$(BIN)/python -m jobs.devserver
@@ -13,7 +13,15 @@ test: setup
 	@$(MAKE) --no-print-directory browser-deps deploy-deps
 	$(BIN)/python -m pytest
 
-setup: $(VENV)/.installed static/vendor/htmx.min.js
+setup: $(VENV)/.installed static/vendor/htmx.min.js translations
+
+# The .po catalogs are committed; their compiled .mo files are built here, never committed.
+translations: $(VENV)/.installed
+	$(BIN)/pybabel compile --statistics -d translations
+
+# Re-extract every message from the code and templates into the .po files (then translate them).
+messages: setup
+	$(FLASK) i18n update
 
 $(VENV)/.installed: pyproject.toml
 	@command -v $(PY) >/dev/null 2>&1 || { echo "Python 3.11 is required ($(PY) not found)"; exit 1; }

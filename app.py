@@ -93,7 +93,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Please sign in to continue."
-    login_manager.session_protection = "strong"
+    # Revocation is the server-side session record's job (blueprints/auth/web_sessions.py);
+    # "strong" would sign a phone out each time it moves between Wi-Fi and mobile data.
+    login_manager.session_protection = "basic"
 
     from blueprints.auth.web_sessions import register_proxy_warning, register_session_loading
 
@@ -107,6 +109,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from blueprints.cli import register_cli
     from blueprints.drafts.routes import bp as drafts_bp
     from blueprints.health import init_health
+    from blueprints.i18n import init_i18n
     from blueprints.orders.routes import bp as orders_bp
     from blueprints.rendering import register_template_helpers
     from blueprints.request_log import init_request_log
@@ -118,6 +121,7 @@ def create_app(test_config: dict | None = None) -> Flask:
                       background_bp, backups_bp):
         app.register_blueprint(blueprint)
     register_template_helpers(app)
+    init_i18n(app)  # Flask-Babel: the reader's language, money and dates in it
     register_cli(app)
     jobs.init_app(app)
     init_health(app)  # /healthz and the owner's worker banner

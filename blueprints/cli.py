@@ -12,6 +12,25 @@ from domain.db import db
 
 
 def register_cli(app: Flask) -> None:
+    @app.cli.group("i18n")
+    def i18n_group():
+        """Message catalogs (translations/)."""
+
+    @i18n_group.command("update")
+    def i18n_update():
+        """Re-extract every message into the .po files; list how many are untranslated."""
+        from blueprints.catalog import update
+
+        for locale, missing in update().items():
+            click.echo(f"{locale}: {missing} untranslated")
+
+    @i18n_group.command("compile")
+    def i18n_compile():
+        """Compile the .po files into .mo (make does this at set-up)."""
+        from blueprints.catalog import compile_all
+
+        compile_all()
+
     @app.cli.command("create-user")
     @click.option("--email", required=True)
     @click.option("--password", required=True)

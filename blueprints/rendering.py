@@ -9,7 +9,7 @@ from flask import Flask, render_template, request
 from jinja2_fragments.flask import render_block
 
 from domain import status as status_rules
-from domain.money import cents_to_input, format_money
+from domain.money import cents_to_input
 from domain.search import SOURCES
 from domain.status import DeliveryStatus, OrderStatus
 from domain.store import get_settings
@@ -42,10 +42,6 @@ def local_time(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
 
 
 def register_template_helpers(app: Flask) -> None:
-    @app.template_filter("money")
-    def money_filter(cents):
-        return format_money(cents, get_settings().currency)
-
     app.add_template_filter(local_time, "localtime")
     app.add_template_filter(cents_to_input, "money_input")
 

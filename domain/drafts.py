@@ -22,6 +22,7 @@ from sqlalchemy import delete, select, update
 from domain.actors import Actor
 from domain.db import db, write_transaction
 from domain.errors import InvalidTransition, ValidationError
+from domain.i18n import clean_locale
 from domain.inventory import hold_stock
 from domain.models import Order, OrderLine, PaymentMethod, ShippingMethod, Variant
 from domain.orders import (
@@ -156,7 +157,8 @@ def delete_draft(order_id: int, *, actor: Actor) -> str:
 
 
 def _place(order_id: int, method: PaymentMethod, *, payment_reference: str,
-           details: dict, now: datetime, expected_total_cents: int | None = None) -> Order:
+           details: dict, now: datetime, expected_total_cents: int | None = None,
+           locale: str | None = None) -> Order:
     with write_transaction():
         draft = _locked_order(order_id)
         if draft.kind != "draft":
@@ -178,7 +180,7 @@ def _place(order_id: int, method: PaymentMethod, *, payment_reference: str,
                 payment_method_id=method.id, payment_method_name=method.name,
                 payment_kind=method.kind, subtotal_cents=subtotal, total_cents=total,
                 payment_deadline_at=deadline, reminder_at=reminder, placed_at=now,
-                updated_at=now)
+                updated_at=now, locale=clean_locale(locale))
             .execution_options(synchronize_session=False))
         if result.rowcount != 1:  # someone confirmed it first: our stock hold rolls back
             raise InvalidTransition(ALREADY_PLACED)
@@ -194,7 +196,8 @@ def _place(order_id: int, method: PaymentMethod, *, payment_reference: str,
 
 
 def checkout_draft(order_id: int, payment_method_id: int, *, card_number: str = "",
-                   gateway: PaymentGateway | None = None, now: datetime | None = None) -> Order:
+                   gateway: PaymentGateway | None = None, now: datetime | None = None,
+                   locale: str | None = None) -> Order:
     """The customer confirms the draft with a payment method: it becomes a placed order."""
     now = _now(now)
     draft = get_order(order_id)
@@ -202,13 +205,15 @@ def checkout_draft(order_id: int, payment_method_id: int, *, card_number: str = 
         raise InvalidTransition(ALREADY_PLACED)
     method = _enabled(PaymentMethod, payment_method_id, "payment method")
     if method.is_manual:
-        return _place(order_id, method, payment_reference="", details={}, now=now)
+        return _place(order_id, method, payment_reference="", details={}, now=now,
+                      locale=locale)
     return charge_and_place(
         draft.total_cents, reference=draft.number or "", card_number=card_number,
         gateway=gateway,
         place=lambda charge, details: _place(order_id, method, payment_reference=charge.id,
                                              details=details, now=now,
-                                             expected_total_cents=draft.total_cents))
+                                             expected_total_cents=draft.total_cents,
+                                             locale=locale))
 
 
 def list_drafts(limit: int = 200) -> list[Order]:

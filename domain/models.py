@@ -48,6 +48,8 @@ class StoreSettings(db.Model):
     order_prefix: Mapped[str] = mapped_column(String(8), default="SD")
     payment_deadline_days: Mapped[int | None] = mapped_column(Integer)
     reminder_lead_hours: Mapped[int | None] = mapped_column(Integer)
+    # What staff read until they choose, and what customers read before they choose.
+    language: Mapped[str] = mapped_column(String(16), default="en", server_default="en")
 
 
 class User(db.Model):
@@ -59,6 +61,7 @@ class User(db.Model):
     role: Mapped[str] = mapped_column(String(10), default="staff")  # owner | staff
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    locale: Mapped[str | None] = mapped_column(String(16))  # None: the store's language
 
     # Flask-Login protocol, kept here so the model stays the single source.
     @property
@@ -220,6 +223,9 @@ class Order(db.Model):
     delivery_status: Mapped[str] = mapped_column(String(20), default=DeliveryStatus.UNFULFILLED)
     source: Mapped[str] = mapped_column(String(16), default="online_store")
     public_token: Mapped[str] = mapped_column(String(64), unique=True, default=new_token)
+    # The language the customer placed it in: every later message and paper uses
+    # it (None for orders from before languages: the store's language).
+    locale: Mapped[str | None] = mapped_column(String(16))
 
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customer.id"), index=True)
     customer_name: Mapped[str] = mapped_column(String(120), default="")

@@ -15,13 +15,16 @@ _AMOUNT = re.compile(r"^\d{1,12}(\.\d{1,2})?$")
 
 
 def format_money(cents: int | None, currency: str = "HKD") -> str:
-    """12345 -> 'HK$ 123.45'; negative amounts keep the sign in front."""
+    """12345 -> 'HK$123.45'; negative amounts keep the sign in front.
+
+    Pages format money through Babel in the reader's locale (blueprints/i18n.py
+    ``money``); this is the same shape for text made outside a request."""
     if cents is None:
         return ""
     symbol = CURRENCY_SYMBOLS.get(currency, currency)
     sign = "-" if cents < 0 else ""
     whole, frac = divmod(abs(int(cents)), 100)
-    return f"{sign}{symbol} {whole:,}.{frac:02d}"
+    return f"{sign}{symbol}{whole:,}.{frac:02d}"
 
 
 def parse_money(text: str | None, *, field: str = "Amount", allow_blank: bool = False) -> int:

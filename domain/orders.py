@@ -18,6 +18,7 @@ from sqlalchemy import insert, select, update
 from domain.actors import SYSTEM, Actor
 from domain.db import db, write_transaction
 from domain.errors import InvalidTransition, NotFound, ValidationError
+from domain.i18n import clean_locale
 from domain.inventory import hold_stock, restock
 from domain.models import (
     Customer,
@@ -89,6 +90,7 @@ class Checkout:
     # What the gateway authorized: placing refuses if the order would cost anything else.
     expected_total_cents: int | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    locale: str | None = None  # the customer's language at checkout (domain.i18n.LOCALES)
 
 
 # ---------------------------------------------------------------- helpers
@@ -356,6 +358,7 @@ def _new_order(lines, customer: CustomerDetails, payment: PaymentMethod,
         shipping_fee_cents=fee, extra_charge_cents=checkout.extra_charge_cents,
         total_cents=total, payment_deadline_at=deadline, reminder_at=reminder,
         placed_at=now, created_at=now, updated_at=now, lines=lines,
+        locale=clean_locale(checkout.locale),
     )
     db.session.add(order)
     db.session.flush()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, current_app, flash, redirect, request, session, url_for
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from blueprints.i18n import current_locale
 from blueprints.rendering import render
 from blueprints.storefront.forms import (
     AddToCartForm,
@@ -158,7 +159,8 @@ def checkout():
             customer=CustomerDetails(name=form.name.data, phone=form.phone.data or "",
                                      email=form.email.data or "", address=form.address.data or ""),
             items=list(items.items()), payment_method_id=form.payment_method.data,
-            shipping_method_id=form.shipping_method.data), card_number=form.card_number.data or "")
+            shipping_method_id=form.shipping_method.data, locale=current_locale()),
+            card_number=form.card_number.data or "")
     except DomainError as exc:  # the cart is kept: nothing was placed
         return _cart_page(form, error=str(exc), status=422)
     schedule_deadline_jobs(order)
@@ -263,7 +265,8 @@ def checkout_draft(token: str):
         return _draft_page(found, form, error=first_error(form), status=422)
     try:
         order = draft_actions.checkout_draft(found.id, form.payment_method.data,
-                                             card_number=form.card_number.data or "")
+                                             card_number=form.card_number.data or "",
+                                             locale=current_locale())
     except DomainError as exc:
         return _draft_page(get_order(found.id), form, error=str(exc),
                            status=422)

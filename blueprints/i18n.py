@@ -1,0 +1,187 @@
+"""Languages (issue 8): who reads which language, and how money and dates read in it.
+
+* Staff read the language in their profile, else the store's language.
+* Customers pick one in the store (remembered in the session); before they
+  pick, the browser's Accept-Language decides, else the store's language.
+* Anything about one order (its page for the customer, later its emails and
+  papers) can be rendered in the language the order was placed in, with
+  ``flask_babel.force_locale(order_locale(order))``.
+
+Domain refusals arrive as message ids with parameters and are translated
+here by ``translate_error``; labels (statuses, field names) are message ids
+translated where they are shown.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+from babel.dates import get_timezone_name
+from flask import Blueprint, Flask, abort, g, redirect, request, session, url_for
+from flask_babel import (
+    Babel,
+    format_currency,
+    format_date,
+    format_time,
+    format_timedelta,
+    get_locale,
+    gettext,
+    ngettext,
+)
+from flask_login import current_user
+from flask_wtf import FlaskForm
+
+from domain.errors import DomainError
+from domain.i18n import DEFAULT_LOCALE, LOCALE_NAMES, LOCALES, clean_locale
+from domain.store import get_settings
+
+TRANSLATIONS = Path(__file__).resolve().parent.parent / "translations"
+SHOP_SESSION_KEY = "shop_locale"
+
+bp = Blueprint("i18n", __name__)
+babel = Babel()
+
+
+def store_locale() -> str:
+    return clean_locale(getattr(get_settings(), "language", None), DEFAULT_LOCALE)
+
+
+def _browser_locale() -> str | None:
+    best = request.accept_languages.best_match(["en", "zh-HK", "zh-TW", "zh", "zh-Hant", "zh-CN"])
+    return clean_locale(best)
+
+
+def _is_customer_page() -> bool:
+    return request.blueprint == "storefront" or request.path.startswith("/shop")
+
+
+def select_locale() -> str:
+    """The reader's language for this request (Flask-Babel's locale selector)."""
+    forced = g.get("page_locale")
+    if forced:
+        return forced
+    if _is_customer_page():
+        return (clean_locale(session.get(SHOP_SESSION_KEY)) or _browser_locale()
+                or store_locale())
+    if current_user and current_user.is_authenticated:
+        return clean_locale(getattr(current_user, "locale", None)) or store_locale()
+    return _browser_locale() or store_locale()
+
+
+def select_timezone() -> str:
+    return get_settings().timezone
+
+
+def order_locale(order) -> str:
+    """The language an order was placed in (older orders: the store's)."""
+    return clean_locale(getattr(order, "locale", None)) or store_locale()
+
+
+def use_order_locale(order) -> None:
+    """Render this customer page in the order's language, unless the customer
+    chose one in the store themselves."""
+    if not clean_locale(session.get(SHOP_SESSION_KEY)):
+        g.page_locale = order_locale(order)
+        from flask_babel import refresh
+
+        refresh()
+
+
+def translate_error(exc: DomainError) -> str:
+    """A domain refusal in the reader's language."""
+    if isinstance(exc, DomainError):
+        return exc.render(gettext, ngettext)
+    return str(exc)
+
+
+def current_locale() -> str:
+    return str(get_locale() or DEFAULT_LOCALE)
+
+
+def html_lang() -> str:
+    """The BCP 47 tag for <html lang>: en, zh-Hant-HK."""
+    return current_locale().replace("_", "-")
+
+
+# ------------------------------------------------------------------ formatting
+
+
+def money(cents: int | None, currency: str | None = None) -> str:
+    """12345 -> 'HK$123.45' in the reader's locale (Babel's currency patterns)."""
+    if cents is None:
+        return ""
+    currency = currency or get_settings().currency
+    return format_currency(Decimal(int(cents)) / 100, currency, currency_digits=True)
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=ZoneInfo("UTC"))
+
+
+def timezone_name() -> str:
+    """The store's time zone in words: 'Hong Kong Time', '香港時間'."""
+    return get_timezone_name(ZoneInfo(get_settings().timezone), "long", locale=current_locale())
+
+
+def deadline(value: datetime | None) -> str:
+    """A stated time with its zone: '2026年11月30日 下午11:59 (香港時間)'."""
+    if value is None:
+        return ""
+    value = _aware(value)
+    # CLDR's long date and short time; the zone is named, not "+0800".
+    return gettext("%(date)s %(time)s (%(zone)s)", date=format_date(value, "long"),
+                   time=format_time(value, "short"), zone=timezone_name())
+
+
+def ago(value: datetime | None, now: datetime | None = None) -> str:
+    """'3 hours ago' / '3 小時前'."""
+    if value is None:
+        return ""
+    now = _aware(now) if now else datetime.now(ZoneInfo("UTC"))
+    delta: timedelta = _aware(value) - now
+    return format_timedelta(delta, add_direction=True, threshold=0.9)
+
+
+# ------------------------------------------------------------------ switching
+
+
+class LanguageForm(FlaskForm):
+    """CSRF-only: the locale and the page to return to come as plain fields."""
+
+
+def _safe_next(target: str | None, fallback: str) -> str:
+    if not target:
+        return fallback
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return fallback
+    return target
+
+
+@bp.post("/language")
+def choose_language():
+    """A customer's language switch on the store pages, kept in their session."""
+    if not LanguageForm().validate_on_submit():
+        abort(400)
+    locale = clean_locale(request.form.get("locale"))
+    if locale is None:
+        abort(400)
+    session[SHOP_SESSION_KEY] = locale
+    return redirect(_safe_next(request.form.get("next"), url_for("storefront.index")))
+
+
+def init_i18n(app: Flask) -> None:
+    app.config.setdefault("BABEL_DEFAULT_LOCALE", DEFAULT_LOCALE)
+    app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(TRANSLATIONS))
+    babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
+    app.register_blueprint(bp)
+    app.add_template_filter(money, "money")
+    app.add_template_filter(deadline, "deadline")
+    app.add_template_filter(ago, "ago")
+    app.jinja_env.globals.update(
+        LOCALES=LOCALES, LOCALE_NAMES=LOCALE_NAMES, current_locale=current_locale,
+        html_lang=html_lang, timezone_name=timezone_name, translate_error=translate_error)
