@@ -14,6 +14,10 @@ of query. For the text searches it also times, in the same run:
 * ``naive``: the same three queries written the naive way, LIKE '%q%' over
   orders LEFT JOIN order_line on the same columns.
 
+The issue 7 classes (full-width, "#SD-", "+852", simplified, spaced name,
+variant) are searches the index folds to the stored form; the naive LIKE
+reads text as stored, so its row count is lower there (often 0). Text search
+on PostgreSQL: bench/search_postgres.py.
 """
 
 from __future__ import annotations
@@ -73,7 +77,7 @@ def naive_queries(q: str):
 
     pattern = _like(q)
     columns = (Order.number, Order.customer_name, Order.customer_phone, Order.customer_email,
-               OrderLine.product_name, OrderLine.barcode)
+               OrderLine.product_name, OrderLine.variant_name, OrderLine.sku, OrderLine.barcode)
     where = (Order.kind == "placed", or_(*(c.ilike(pattern, escape="\\") for c in columns)))
 
     def joined(*cols):
@@ -132,6 +136,11 @@ def build(orders: int, workdir: Path):
     return app, path, seed_seconds
 
 
+def _full_width(text: str) -> str:
+    """ASCII letters and digits as their full-width forms ("SD1" -> "ＳＤ１")."""
+    return "".join(chr(ord(ch) + 0xFEE0) if ch.isascii() and ch.isalnum() else ch for ch in text)
+
+
 def pick_cases(orders: int) -> list[dict]:
     """Query classes with values taken from the seeded data."""
     from domain.db import db
@@ -160,7 +169,15 @@ def pick_cases(orders: int) -> list[dict]:
              ("phone_digits", "".join(ch for ch in middle.customer_phone if ch.isdigit())),
              ("barcode_full", barcode), ("barcode_partial", barcode[-6:]),
              ("product_zh", "曲奇禮盒"), ("product_en", "denim"),
-             ("number", middle.number), ("number_no_prefix", middle.number.lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ"))]
+             ("number", middle.number), ("number_no_prefix", middle.number.lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ")),
+             # issue 7: the forms people type
+             ("number_hash_dash", "#" + middle.number[:2] + "-" + middle.number[2:]),
+             ("fullwidth_number", _full_width(middle.number)),
+             ("fullwidth_phone4", _full_width(middle.customer_phone[-4:])),
+             ("phone_country_code", "+852 " + middle.customer_phone),
+             ("name_simplified", "陈大文"), ("name_spaced", "陳 大文"),
+             ("variant_zh", "抹茶"), ("product_variant", "曲奇禮盒 抹茶"),
+             ("short_1char", "陳"), ("sku", "SKU-001-3")]
     from urllib.parse import urlencode
 
     for name, q in texts:
