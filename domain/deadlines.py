@@ -16,6 +16,7 @@ from sqlalchemy import exists, select, update
 from domain.actors import Actor
 from domain.db import db, write_transaction
 from domain.errors import InvalidTransition, ValidationError
+from domain.i18n import L_, Label
 from domain.models import Order, OrderEvent
 from domain.orders import _event, _locked_order, _now, expire_order, expire_orders, get_order
 from domain.status import OrderStatus
@@ -120,17 +121,20 @@ def extend_deadline(order_id: int, days: int, *, actor: Actor,
     reminded once per order.
     """
     if not isinstance(days, int) or not 1 <= days <= MAX_EXTENSION_DAYS:
-        raise ValidationError(f"Extend by 1 to {MAX_EXTENSION_DAYS} days.")
+        raise ValidationError("Extend by 1 to %(max)s days.", max=MAX_EXTENSION_DAYS)
     now = _now(now)
     with write_transaction():
         order = _locked_order(order_id)
         old = order.payment_deadline_at
         if order.kind != "placed" or order.status != PENDING:
-            label = order.status_info.label if order.status_info else "a draft"
+            # The status is a label: translated before it goes into the sentence.
+            label = Label(order.status_info.label) if order.status_info else L_("a draft")
             raise InvalidTransition(
-                f"Order {order.number} is {label}: only unpaid orders have a deadline to extend.")
+                "Order %(number)s is %(status)s: only unpaid orders have a deadline to extend.",
+                number=order.number, status=label)
         if old is None:
-            raise InvalidTransition(f"Order {order.number} has no payment deadline.")
+            raise InvalidTransition("Order %(number)s has no payment deadline.",
+                                    number=order.number)
         new = max(old, now) + timedelta(days=days)
         reminder = None
         lead = get_settings().reminder_lead_hours
@@ -143,7 +147,8 @@ def extend_deadline(order_id: int, days: int, *, actor: Actor,
             .execution_options(synchronize_session=False))
         if result.rowcount != 1:
             raise InvalidTransition(
-                f"Order {order.number} changed meanwhile (it may have expired); reload and check.")
+                "Order %(number)s changed meanwhile (it may have expired); reload and check.",
+                number=order.number)
         _event(order_id, "deadline_extended", actor, {
             "old_deadline": old.isoformat(), "new_deadline": new.isoformat(), "days": days}, now)
         db.session.expire(order)

@@ -22,7 +22,7 @@ from sqlalchemy import delete, select, update
 from domain.actors import Actor
 from domain.db import db, write_transaction
 from domain.errors import InvalidTransition, ValidationError
-from domain.i18n import clean_locale
+from domain.i18n import L_, N_, clean_locale
 from domain.inventory import hold_stock
 from domain.models import Order, OrderLine, PaymentMethod, ShippingMethod, Variant
 from domain.orders import (
@@ -46,14 +46,23 @@ from domain.phones import store_e164
 from domain.status import OrderStatus
 from domain.store import get_settings
 
-ALREADY_PLACED = "This order was already confirmed; it can no longer change here."
+ALREADY_PLACED = N_("This order was already confirmed; it can no longer change here.")
+
+
+class AlreadyPlaced(InvalidTransition):
+    """The customer confirmed the draft first: it can no longer change here."""
+
+    def __init__(self):
+        super().__init__(ALREADY_PLACED)
 
 
 class LineQuantityError(ValidationError):
     """The lines of one item add up past the cap; ``variant_id`` says which lines."""
 
-    def __init__(self, message: str, variant_id: int):
-        super().__init__(message)
+    def __init__(self, item: str, quantity: int, variant_id: int):
+        super().__init__(N_("The lines of %(item)s add up to %(quantity)d; an order can have "
+                            "at most %(max)d of one item."),
+                         item=item, quantity=quantity, max=MAX_QUANTITY)
         self.variant_id = variant_id
 
 
@@ -73,17 +82,13 @@ def _merged_items(items: list[tuple[int, int]]) -> list[tuple[int, int]]:
     merged: dict[int, int] = {}
     for variant_id, qty in items:
         if not isinstance(qty, int) or not 1 <= qty <= MAX_QUANTITY:
-            raise ValidationError("Quantities must be between 1 and %(max)d."  # noqa: UP031
-                                  % {"max": MAX_QUANTITY})
+            raise ValidationError("Quantities must be between 1 and %(max)d.", max=MAX_QUANTITY)
         merged[int(variant_id)] = merged.get(int(variant_id), 0) + qty
     for variant_id, qty in merged.items():
         if qty > MAX_QUANTITY:
             variant = db.session.get(Variant, variant_id)
-            name = variant.display_name if variant is not None else "this item"
-            raise LineQuantityError(
-                "The lines of %(item)s add up to %(quantity)d; an order can have at most "  # noqa: UP031
-                "%(max)d of one item." % {"item": name, "quantity": qty, "max": MAX_QUANTITY},
-                variant_id)
+            name = variant.display_name if variant is not None else L_("this item")
+            raise LineQuantityError(name, qty, variant_id)
     return list(merged.items())
 
 
@@ -130,7 +135,7 @@ def update_draft(order_id: int, data: DraftInput, *, actor: Actor,
             update(Order).where(Order.id == order_id, Order.kind == "draft")
             .values(updated_at=now, **values).execution_options(synchronize_session=False))
         if result.rowcount != 1:
-            raise InvalidTransition(ALREADY_PLACED)
+            raise AlreadyPlaced()
         db.session.execute(delete(OrderLine).where(OrderLine.order_id == order_id))
         for line in lines:
             line.order_id = order_id
@@ -150,7 +155,7 @@ def delete_draft(order_id: int, *, actor: Actor) -> str:
             delete(Order).where(Order.id == order_id, Order.kind == "draft")
             .execution_options(synchronize_session=False))
         if result.rowcount != 1:
-            raise InvalidTransition(ALREADY_PLACED)
+            raise AlreadyPlaced()
         # Forget the deleted rows (not the whole session: the signed-in user stays).
         db.session.expunge(draft)
     return number
@@ -162,7 +167,7 @@ def _place(order_id: int, method: PaymentMethod, *, payment_reference: str,
     with write_transaction():
         draft = _locked_order(order_id)
         if draft.kind != "draft":
-            raise InvalidTransition(ALREADY_PLACED)
+            raise AlreadyPlaced()
         lines = list(draft.lines)
         hold_stock((line.variant_id, line.quantity) for line in lines if line.variant_id)
         record = _customer_record(CustomerDetails(
@@ -183,7 +188,7 @@ def _place(order_id: int, method: PaymentMethod, *, payment_reference: str,
                 updated_at=now, locale=clean_locale(locale))
             .execution_options(synchronize_session=False))
         if result.rowcount != 1:  # someone confirmed it first: our stock hold rolls back
-            raise InvalidTransition(ALREADY_PLACED)
+            raise AlreadyPlaced()
         _event(order_id, "order_placed", Actor.customer(draft.customer_name), {
             "to_status": status.value, "source": "on_behalf", "total_cents": total,
             "payment_method": method.name, "payment_kind": method.kind,
@@ -202,7 +207,7 @@ def checkout_draft(order_id: int, payment_method_id: int, *, card_number: str = 
     now = _now(now)
     draft = get_order(order_id)
     if draft.kind != "draft":
-        raise InvalidTransition(ALREADY_PLACED)
+        raise AlreadyPlaced()
     method = _enabled(PaymentMethod, payment_method_id, "payment method")
     if method.is_manual:
         return _place(order_id, method, payment_reference="", details={}, now=now,

@@ -59,4 +59,5 @@ EXTRACT_KEYWORDS = {
     "DomainError": None, "InvalidTransition": None, "ValidationError": None,
     "NotFound": None, "PlanRequired": None, "ResendLimit": None, "LoginThrottled": None,
     "BackupError": None,
+    "PaymentDeclined": None, "DeadlinePassed": None,
 }

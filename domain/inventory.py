@@ -49,7 +49,7 @@ def hold_stock(quantities: Iterable[tuple[int, int]]) -> None:
             .where(Variant.id == variant_id)
         ).first()
         if row is None:
-            raise NotFound(f"Item {variant_id} no longer exists.")
+            raise NotFound("Item %(id)s no longer exists.", id=variant_id)
         stock, product_name, variant_name = row
         if stock is None:  # unlimited stock: nothing to hold
             continue

@@ -6,9 +6,11 @@ import re
 from decimal import Decimal, InvalidOperation
 
 from domain.errors import ValidationError
+from domain.i18n import L_, Label
 
 CURRENCY_SYMBOLS = {"HKD": "HK$", "USD": "US$", "TWD": "NT$", "SGD": "S$", "MOP": "MOP$",
                     "CNY": "¥", "EUR": "€", "GBP": "£", "JPY": "¥"}
+AMOUNT = L_("Amount")  # the default field name in parse_money's refusals
 MAX_CENTS = 10**11  # one billion in the store currency: anything above is a typo
 
 _AMOUNT = re.compile(r"^\d{1,12}(\.\d{1,2})?$")
@@ -27,8 +29,13 @@ def format_money(cents: int | None, currency: str = "HKD") -> str:
     return f"{sign}{symbol}{whole:,}.{frac:02d}"
 
 
-def parse_money(text: str | None, *, field: str = "Amount", allow_blank: bool = False) -> int:
-    """'1,234.5' -> 123450. Refuses negatives, letters and more than 2 decimals."""
+def parse_money(text: str | None, *, field: Label | str = AMOUNT,
+                allow_blank: bool = False) -> int:
+    """'1,234.5' -> 123450. Refuses negatives, letters and more than 2 decimals.
+
+    ``field`` names the field in the refusal; pass a label (``L_("Discount")``)
+    so it is translated with the sentence."""
+    field = field if isinstance(field, Label) else Label(field)
     raw = (text or "").strip().replace(",", "")
     for symbol in sorted(CURRENCY_SYMBOLS.values(), key=len, reverse=True):
         if raw.upper().startswith(symbol.upper()):
@@ -37,15 +44,16 @@ def parse_money(text: str | None, *, field: str = "Amount", allow_blank: bool = 
     if not raw:
         if allow_blank:
             return 0
-        raise ValidationError(f"{field} is required.")
+        raise ValidationError("%(field)s is required.", field=field)
     if not _AMOUNT.match(raw):
-        raise ValidationError(f"{field} must be a positive amount like 120 or 99.50.")
+        raise ValidationError("%(field)s must be a positive amount like 120 or 99.50.",
+                              field=field)
     try:
         cents = int((Decimal(raw) * 100).to_integral_exact())
     except InvalidOperation as exc:  # pragma: no cover - regex already guards
-        raise ValidationError(f"{field} is not a valid amount.") from exc
+        raise ValidationError("%(field)s is not a valid amount.", field=field) from exc
     if cents > MAX_CENTS:
-        raise ValidationError(f"{field} is too large.")
+        raise ValidationError("%(field)s is too large.", field=field)
     return cents
 
 

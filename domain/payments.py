@@ -23,6 +23,7 @@ from sqlalchemy import select
 from domain.actors import Actor
 from domain.db import db
 from domain.errors import DomainError, InsufficientStock, ValidationError
+from domain.i18n import N_
 from domain.models import PaymentMethod, Product, ShippingMethod, Variant
 from domain.orders import MAX_QUANTITY, Checkout, Order, compute_totals, place_order
 from domain.store import get_settings
@@ -58,7 +59,7 @@ class TestGateway:
     any other number (or none) is approved."""
 
     code = "test"
-    label = "Test gateway — no real money is charged"
+    label = N_("Test gateway — no real money is charged")
     is_test = True
     DECLINED_CARD = "4000000000000002"
 
@@ -144,7 +145,7 @@ def quote_items(items: dict[int, int], shipping_method_id: int | None = None) ->
 def check_can_add(variant_id: int, quantity: int) -> Variant:
     """Refuse adding to a cart what is not for sale or not in stock."""
     if not 1 <= quantity <= MAX_QUANTITY:
-        raise ValidationError(f"Quantity must be between 1 and {MAX_QUANTITY}.")
+        raise ValidationError("Quantity must be between 1 and %(max)s.", max=MAX_QUANTITY)
     variant = sellable_variants([variant_id]).get(variant_id)
     if variant is None:
         raise ValidationError("That item is no longer for sale.")

@@ -32,6 +32,7 @@ from sqlalchemy import func, select
 from domain.actors import Actor
 from domain.db import db
 from domain.errors import DomainError, InvalidTransition, ValidationError
+from domain.i18n import N_
 from domain.models import Order, OrderEvent
 from domain.orders import EXPIRY_REASON, get_order, upload_proof
 from domain.status import OrderStatus
@@ -43,9 +44,11 @@ MAX_PIXELS = 40_000_000  # a 48 MP phone photo is 8064 x 6048 = 48.8 M; screensh
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # above 2x this Pillow refuses to even open
 THUMB_SIZE = (360, 360)
 
-ACCEPTED = "Upload a photo or screenshot (JPEG, PNG or HEIC) or a PDF."
-# Also what the order page says when the request itself is over the app's limit.
-TOO_LARGE = "The file is larger than %(mb)d MB." % {"mb": MAX_BYTES // (1024 * 1024)}  # noqa: UP031
+ACCEPTED = N_("Upload a photo or screenshot (JPEG, PNG or HEIC) or a PDF.")
+# Also what the order page says when the request itself is over the app's limit
+# (a message id: fill in ``mb=MAX_MB`` after translating it).
+TOO_LARGE = N_("The file is larger than %(mb)d MB.")
+MAX_MB = MAX_BYTES // (1024 * 1024)
 HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"}
 # Active content: a receipt needs none of it, and refusing it costs nothing.
 PDF_ACTIVE = re.compile(rb"/(?:JavaScript|JS|Launch|EmbeddedFiles?|RichMedia|XFA)(?![A-Za-z])")
@@ -71,9 +74,7 @@ def read_limited(stream: BinaryIO, limit: int = MAX_BYTES) -> bytes:
     """Read the upload, refusing it as soon as it passes ``limit`` bytes."""
     data = stream.read(limit + 1)
     if len(data) > limit:
-        raise ValidationError(TOO_LARGE if limit == MAX_BYTES else
-                              "The file is larger than %(mb)d MB."  # noqa: UP031
-                              % {"mb": limit // (1024 * 1024)})
+        raise ValidationError("The file is larger than %(mb)d MB.", mb=limit // (1024 * 1024))
     if not data:
         raise ValidationError("The file is empty.")
     return data
@@ -104,10 +105,11 @@ def _clean_image(data: bytes, kind: str) -> CleanFile:
                 opened.load()
                 image = ImageOps.exif_transpose(opened)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ValidationError(
-            f"The image is too large ({MAX_PIXELS // 1_000_000} megapixels at most).") from exc
+        raise ValidationError("The image is too large (%(max)d megapixels at most).",
+                              max=MAX_PIXELS // 1_000_000) from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ValidationError("The image could not be read; it may be damaged. " + ACCEPTED) from exc
+        raise ValidationError("The image could not be read; it may be damaged. Upload a photo "
+                              "or screenshot (JPEG, PNG or HEIC) or a PDF.") from exc
 
     keeps_alpha = kind == "png" and (image.mode in ("RGBA", "LA", "PA")
                                      or "transparency" in image.info)
@@ -117,7 +119,8 @@ def _clean_image(data: bytes, kind: str) -> CleanFile:
             image = image.convert(mode)
         pixels = image.tobytes()
     except (OSError, ValueError) as exc:
-        raise ValidationError("The image could not be read; it may be damaged. " + ACCEPTED) from exc
+        raise ValidationError("The image could not be read; it may be damaged. Upload a photo "
+                              "or screenshot (JPEG, PNG or HEIC) or a PDF.") from exc
     # A new image from bare pixels carries no metadata at all.
     bare = Image.frombytes(mode, image.size, pixels)
     digest = hashlib.sha256(f"{mode}:{bare.width}x{bare.height}:".encode() + pixels).hexdigest()
@@ -142,10 +145,12 @@ def _clean_image(data: bytes, kind: str) -> CleanFile:
 
 def _check_pdf(data: bytes) -> CleanFile:
     if not re.match(rb"%PDF-[12]\.\d", data):
-        raise ValidationError("The PDF is not valid. " + ACCEPTED)
+        raise ValidationError("The PDF is not valid. Upload a photo or screenshot (JPEG, PNG or "
+                              "HEIC) or a PDF.")
     if b"%%EOF" not in data[-2048:] or not PDF_OBJECT.search(data) or \
             not (b"xref" in data or b"/XRef" in data):
-        raise ValidationError("The PDF is incomplete or damaged. " + ACCEPTED)
+        raise ValidationError("The PDF is incomplete or damaged. Upload a photo or screenshot "
+                              "(JPEG, PNG or HEIC) or a PDF.")
     if PDF_ACTIVE.search(data):
         raise ValidationError("PDFs with scripts, actions or attached files are not accepted. "
                               "Upload a screenshot or a plain PDF receipt.")
@@ -156,7 +161,8 @@ def clean_upload(data: bytes) -> CleanFile:
     """The file as Shopdesk will keep it, or ValidationError saying why not."""
     kind = sniff(data)
     if kind is None:
-        raise ValidationError("This file type is not accepted. " + ACCEPTED)
+        raise ValidationError("This file type is not accepted. Upload a photo or screenshot "
+                              "(JPEG, PNG or HEIC) or a PDF.")
     if kind == "pdf":
         return _check_pdf(data)
     return _clean_image(data, kind)
@@ -237,8 +243,8 @@ def submit_proof(order_id: int, stream: BinaryIO, *, actor: Actor | None = None)
         late = get_order(order_id)
         if canceled_for_late_payment(late):
             raise DeadlinePassed(
-                "The payment deadline passed before your file arrived, so order %(number)s "  # noqa: UP031
-                "was canceled and the file was not kept." % {"number": late.number}) from exc
+                "The payment deadline passed before your file arrived, so order %(number)s "
+                "was canceled and the file was not kept.", number=late.number) from exc
         raise
     except BaseException:
         delete_stored(relative)

@@ -1,5 +1,6 @@
 """The draft builder form: customer, item lines, shipping and fee, discount."""
 
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
     FieldList,
@@ -17,7 +18,9 @@ from domain.orders import MAX_QUANTITY
 BLANK_LINES = 2
 
 
-QUANTITY_RANGE = "Give a quantity from 1 to %(max)d." % {"max": MAX_QUANTITY}  # noqa: UP031
+# WTForms fills in %(min)s and %(max)s of a NumberRange message.
+QUANTITY_RANGE = _l("Give a quantity from %(min)s to %(max)s.")
+TOO_LONG = _l("At most %(max)d characters.")
 
 
 class QuantityField(IntegerField):
@@ -27,7 +30,7 @@ class QuantityField(IntegerField):
         try:
             super().process_formdata(valuelist)
         except ValueError as exc:
-            raise ValueError("Give the quantity as a whole number, like 2.") from exc
+            raise ValueError(_l("Give the quantity as a whole number, like 2.")) from exc
 
 
 class LineForm(Form):
@@ -37,20 +40,20 @@ class LineForm(Form):
     line with only one of them is refused: a blank quantity is not taken as 1,
     and a quantity without an item is not silently dropped."""
 
-    variant_id = SelectField("Item", coerce=int, validate_choice=False, default=0)
-    quantity = QuantityField("Qty", validators=[Optional(), NumberRange(1, MAX_QUANTITY, QUANTITY_RANGE)])
+    variant_id = SelectField(_l("Item"), coerce=int, validate_choice=False, default=0)
+    quantity = QuantityField(_l("Qty"), validators=[Optional(), NumberRange(1, MAX_QUANTITY, QUANTITY_RANGE)])
 
     def validate(self, extra_validators=None):
         valid = super().validate(extra_validators)
         if self.variant_id.errors:  # a crafted, non-numeric item id
-            self.variant_id.errors = ["Choose an item from the list."]
+            self.variant_id.errors = [_l("Choose an item from the list.")]
         typed = bool(self.quantity.raw_data and str(self.quantity.raw_data[0]).strip())
         if self.variant_id.data and not typed:
-            self.quantity.errors.append("Give a quantity for this item.")
+            self.quantity.errors.append(_l("Give a quantity for this item."))
             valid = False
         elif not self.variant_id.data and typed and not self.variant_id.errors \
                 and not self.quantity.errors:
-            self.variant_id.errors.append("Choose the item for this quantity.")
+            self.variant_id.errors.append(_l("Choose the item for this quantity."))
             valid = False
         return valid
 
@@ -61,17 +64,18 @@ class LineForm(Form):
 
 
 class DraftForm(FlaskForm):
-    customer_name = StringField("Customer name", validators=[
-        DataRequired("Give the customer's name."), Length(max=120)])
-    phone = StringField("Phone", validators=[Optional(), Length(max=40)])
-    email = StringField("Email", validators=[Optional(), Length(max=254)])
-    address = TextAreaField("Delivery address", validators=[Optional(), Length(max=500)])
+    customer_name = StringField(_l("Customer name"), validators=[
+        DataRequired(_l("Give the customer's name.")), Length(max=120, message=TOO_LONG)])
+    phone = StringField(_l("Phone"), validators=[Optional(), Length(max=40, message=TOO_LONG)])
+    email = StringField(_l("Email"), validators=[Optional(), Length(max=254, message=TOO_LONG)])
+    address = TextAreaField(_l("Delivery address"),
+                            validators=[Optional(), Length(max=500, message=TOO_LONG)])
     lines = FieldList(FormField(LineForm), min_entries=1, max_entries=100)
-    shipping_method = SelectField("Shipping method", coerce=int,
-                                  validators=[DataRequired("Choose a shipping method.")])
-    shipping_fee = StringField("Shipping fee (blank: the method's fee)",
-                               validators=[Optional(), Length(max=20)])
-    discount = StringField("Discount", validators=[Optional(), Length(max=20)])
+    shipping_method = SelectField(_l("Shipping method"), coerce=int,
+                                  validators=[DataRequired(_l("Choose a shipping method."))])
+    shipping_fee = StringField(_l("Shipping fee (blank: the method's fee)"),
+                               validators=[Optional(), Length(max=20, message=TOO_LONG)])
+    discount = StringField(_l("Discount"), validators=[Optional(), Length(max=20, message=TOO_LONG)])
 
 
 class DeleteForm(FlaskForm):

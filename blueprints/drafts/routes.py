@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from flask_login import current_user, login_required
 
 from blueprints.drafts.forms import BLANK_LINES, DeleteForm, DraftForm
+from blueprints.i18n import money, translate_error
 from blueprints.orders.forms import first_error
 from blueprints.rendering import render
 from domain import drafts as actions
 from domain.actors import Actor
 from domain.errors import DomainError, NotFound
+from domain.i18n import L_
 from domain.money import cents_to_input, parse_money
 from domain.orders import CustomerDetails, get_order
 from domain.payments import sellable_catalog
@@ -26,15 +31,13 @@ def require_login():
 
 
 def _variant_choices() -> list[tuple[int, str]]:
-    from domain.money import format_money
-    from domain.store import get_settings
-
-    currency = get_settings().currency
-    choices = [(0, "— choose an item —")]
+    choices = [(0, _("— choose an item —"))]
     for product in sellable_catalog():
         for v in product.variants:
-            stock = "unlimited" if v.stock is None else f"{v.stock} in stock"
-            choices.append((v.id, f"{v.display_name} · {format_money(v.price_cents, currency)} · {stock}"))
+            stock = (_("unlimited") if v.stock is None
+                     else ngettext("%(num)d in stock", "%(num)d in stock", v.stock))
+            # A list of values, not a sentence: the same in every language.
+            choices.append((v.id, " · ".join((v.display_name, money(v.price_cents), stock))))
     return choices
 
 
@@ -42,8 +45,9 @@ def _prepare(form: DraftForm) -> DraftForm:
     choices = _variant_choices()
     for entry in form.lines:
         entry.form.variant_id.choices = choices
-    form.shipping_method.choices = [(m.id, f"{m.name} ({cents_to_input(m.fee_cents)})")
-                                    for m in enabled_shipping_methods()]
+    form.shipping_method.choices = [
+        (m.id, _("%(method)s (%(fee)s)", method=_(m.name), fee=cents_to_input(m.fee_cents)))
+        for m in enabled_shipping_methods()]
     return form
 
 
@@ -53,13 +57,13 @@ def _with_blank_lines(form: DraftForm) -> DraftForm:
     return _prepare(form)
 
 
-LINES_NEED_CORRECTION = "Some item lines need a correction: see the messages next to them."
+LINES_NEED_CORRECTION = _l("Some item lines need a correction: see the messages next to them.")
 
 
 def _form_error(form: DraftForm) -> str:
     """One sentence for the top of the page; line errors are shown on their lines."""
     if any(entry.form.errors for entry in form.lines):
-        return LINES_NEED_CORRECTION
+        return str(LINES_NEED_CORRECTION)
     return first_error(form)
 
 
@@ -67,7 +71,7 @@ def _mark_lines(form: DraftForm, exc: actions.LineQuantityError) -> None:
     """Put a domain refusal about one item next to each line of that item."""
     for entry in form.lines:
         if entry.form.variant_id.data == exc.variant_id:
-            entry.form.quantity.errors = [*entry.form.quantity.errors, str(exc)]
+            entry.form.quantity.errors = [*entry.form.quantity.errors, translate_error(exc)]
 
 
 def _input(form: DraftForm) -> actions.DraftInput:
@@ -79,8 +83,8 @@ def _input(form: DraftForm) -> actions.DraftInput:
         customer=CustomerDetails(form.customer_name.data or "", form.phone.data or "",
                                  form.email.data or "", form.address.data or ""),
         items=items, shipping_method_id=form.shipping_method.data,
-        shipping_fee_cents=parse_money(fee, field="Shipping fee") if fee else None,
-        discount_cents=parse_money(form.discount.data, field="Discount", allow_blank=True))
+        shipping_fee_cents=parse_money(fee, field=L_("Shipping fee")) if fee else None,
+        discount_cents=parse_money(form.discount.data, field=L_("Discount"), allow_blank=True))
 
 
 def _page(form: DraftForm, draft=None, *, error: str = "", status: int = 200):
@@ -122,10 +126,11 @@ def create():
         draft = actions.create_draft(_input(form), actor=Actor.staff(current_user))
     except actions.LineQuantityError as exc:
         _mark_lines(form, exc)
-        return _page(form, error=LINES_NEED_CORRECTION, status=422)
+        return _page(form, error=str(LINES_NEED_CORRECTION), status=422)
     except DomainError as exc:
-        return _page(form, error=str(exc), status=422)
-    flash(f"Draft {draft.number} saved. Copy its link and send it to the customer.", "success")
+        return _page(form, error=translate_error(exc), status=422)
+    flash(_("Draft %(number)s saved. Copy its link and send it to the customer.",
+            number=draft.number), "success")
     return redirect(url_for("drafts.edit", order_id=draft.id))
 
 
@@ -155,10 +160,10 @@ def update(order_id: int):
         draft = actions.update_draft(order_id, _input(form), actor=Actor.staff(current_user))
     except actions.LineQuantityError as exc:
         _mark_lines(form, exc)
-        return _page(form, draft, error=LINES_NEED_CORRECTION, status=422)
+        return _page(form, draft, error=str(LINES_NEED_CORRECTION), status=422)
     except DomainError as exc:
-        return _page(form, draft, error=str(exc), status=422)
-    flash(f"Draft {draft.number} saved.", "success")
+        return _page(form, draft, error=translate_error(exc), status=422)
+    flash(_("Draft %(number)s saved.", number=draft.number), "success")
     return redirect(url_for("drafts.edit", order_id=order_id))
 
 
@@ -172,7 +177,7 @@ def delete(order_id: int):
     try:
         number = actions.delete_draft(order_id, actor=Actor.staff(current_user))
     except DomainError as exc:
-        flash(str(exc), "error")
+        flash(translate_error(exc), "error")
     else:
-        flash(f"Draft {number} deleted.", "success")
+        flash(_("Draft %(number)s deleted.", number=number), "success")
     return redirect(url_for("drafts.index"))

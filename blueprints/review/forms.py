@@ -1,5 +1,6 @@
 """Forms of the payment review pages."""
 
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import IntegerField
 from wtforms.validators import InputRequired, NumberRange
@@ -8,6 +9,7 @@ from domain.deadlines import MAX_EXTENSION_DAYS
 
 
 class ExtendDeadlineForm(FlaskForm):
-    days = IntegerField("Extend by (days)", default=1, validators=[
-        InputRequired("Give a number of days."),
-        NumberRange(1, MAX_EXTENSION_DAYS, f"Extend by 1 to {MAX_EXTENSION_DAYS} days.")])
+    # WTForms fills in %(min)s and %(max)s.
+    days = IntegerField(_l("Extend by (days)"), default=1, validators=[
+        InputRequired(_l("Give a number of days.")),
+        NumberRange(1, MAX_EXTENSION_DAYS, _l("Extend by %(min)s to %(max)s days."))])

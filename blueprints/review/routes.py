@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, url_for
+from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user, login_required
 
+from blueprints.i18n import translate_error
 from blueprints.orders.forms import ConfirmForm, ReasonForm, first_error
 from blueprints.rendering import is_htmx, render
 from blueprints.review.forms import ExtendDeadlineForm
@@ -46,16 +49,17 @@ def queue():
     return _queue_page()
 
 
-def _queue_action(number: str, form, action, success: str):
+def _queue_action(number: str, form, action, success):
+    """``success(number)`` is the translated sentence for a done action."""
     order = _order_or_404(number)
     if not form.validate_on_submit():
         message, error = first_error(form), True
     else:
         try:
             action(order, form)
-            message, error = success.format(number=order.number), False
+            message, error = success(order.number), False
         except DomainError as exc:
-            message, error = str(exc), True
+            message, error = translate_error(exc), True
     if is_htmx():  # the card becomes its result, in place; the count follows
         html = render("review/queue.html", block=["queue_result", "queue_oob"],
                       number=order.number, notice=message, notice_error=error,
@@ -70,7 +74,7 @@ def confirm(number: str):
     """Confirm the payment from the queue: the order moves to Processing."""
     return _queue_action(number, ConfirmForm(),
                          lambda o, f: actions.confirm_payment(o.id, actor=Actor.staff(current_user)),
-                         "Payment confirmed for {number}.")
+                         lambda number: _("Payment confirmed for %(number)s.", number=number))
 
 
 @bp.post("/<number>/decline")
@@ -79,7 +83,8 @@ def decline(number: str):
     return _queue_action(number, ReasonForm(),
                          lambda o, f: schedule_deadline_jobs(actions.decline_proof(
                              o.id, f.reason.data, actor=Actor.staff(current_user))),
-                         "Proof declined for {number}; the customer is asked to pay again.")
+                         lambda number: _("Proof declined for %(number)s; the customer is asked "
+                                          "to pay again.", number=number))
 
 
 @bp.get("/proofs/<number>")
@@ -105,9 +110,10 @@ def extend_deadline(number: str):
         try:
             order = extend_deadline_action(order.id, form.days.data, actor=Actor.staff(current_user))
         except DomainError as exc:
-            flash(str(exc), "error")
+            flash(translate_error(exc), "error")
         else:
             schedule_deadline_jobs(order)
-            flash(f"Deadline of {order.number} extended by {form.days.data} "
-                  f"day{'s' if form.days.data != 1 else ''}.", "success")
+            flash(ngettext("Deadline of %(number)s extended by %(num)d day.",
+                           "Deadline of %(number)s extended by %(num)d days.", form.days.data,
+                           number=order.number), "success")
     return redirect(url_for("orders.detail", number=order.number))

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, flash, redirect, request, session, url_for
+from flask_babel import gettext as _
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from blueprints.i18n import current_locale
+from blueprints.i18n import current_locale, translate_error, use_order_locale
 from blueprints.rendering import render
 from blueprints.storefront.forms import (
     AddToCartForm,
@@ -86,20 +87,21 @@ def add_to_cart():
     form = AddToCartForm()
     variant_id = _variant_id(form)
     if not form.validate_on_submit() or variant_id is None:
-        flash(first_error(form) if form.errors else "Choose an item.", "error")
+        flash(first_error(form) if form.errors else _("Choose an item."), "error")
         return redirect(url_for("storefront.index"))
     cart = _cart()
     if variant_id not in cart and len(cart) >= MAX_CART_LINES:
-        flash(f"A cart holds at most {MAX_CART_LINES} different items.", "error")
+        flash(_("A cart holds at most %(max)s different items.", max=MAX_CART_LINES), "error")
         return redirect(url_for("storefront.cart"))
     try:
         variant = payments.check_can_add(variant_id, cart.get(variant_id, 0) + form.quantity.data)
     except DomainError as exc:
-        flash(str(exc), "error")
+        flash(translate_error(exc), "error")
         return redirect(url_for("storefront.index"))
     cart[variant_id] = cart.get(variant_id, 0) + form.quantity.data
     _save_cart(cart)
-    flash(f"Added {form.quantity.data} × {variant.display_name} to your cart.", "success")
+    flash(_("Added %(quantity)s × %(item)s to your cart.", quantity=form.quantity.data,
+            item=variant.display_name), "success")
     return redirect(url_for("storefront.index"))
 
 
@@ -110,20 +112,20 @@ def set_quantity():
     variant_id = _variant_id(form)
     cart = _cart()
     if not form.validate_on_submit() or variant_id is None:
-        flash(first_error(form) if form.errors else "Choose an item.", "error")
+        flash(first_error(form) if form.errors else _("Choose an item."), "error")
     elif form.quantity.data == 0:
         cart.pop(variant_id, None)
         _save_cart(cart)
-        flash("Removed from your cart.", "success")
+        flash(_("Removed from your cart."), "success")
     else:
         try:
             payments.check_can_add(variant_id, form.quantity.data)
         except DomainError as exc:
-            flash(str(exc), "error")
+            flash(translate_error(exc), "error")
         else:
             cart[variant_id] = form.quantity.data
             _save_cart(cart)
-            flash("Cart updated.", "success")
+            flash(_("Cart updated."), "success")
     return redirect(url_for("storefront.cart"))
 
 
@@ -151,7 +153,7 @@ def checkout():
     _methods(form, with_shipping=True)
     items = _cart()
     if not items:
-        return _cart_page(form, error="Your cart is empty.", status=422)
+        return _cart_page(form, error=_("Your cart is empty."), status=422)
     if not form.validate_on_submit():
         return _cart_page(form, error=first_error(form), status=422)
     try:
@@ -162,10 +164,10 @@ def checkout():
             shipping_method_id=form.shipping_method.data, locale=current_locale()),
             card_number=form.card_number.data or "")
     except DomainError as exc:  # the cart is kept: nothing was placed
-        return _cart_page(form, error=str(exc), status=422)
+        return _cart_page(form, error=translate_error(exc), status=422)
     schedule_deadline_jobs(order)
     session.pop(CART_KEY, None)
-    flash("Thank you! Your order is placed. Keep this page's link to check on it.", "success")
+    flash(_("Thank you! Your order is placed. Keep this page's link to check on it."), "success")
     return redirect(url_for("storefront.order", token=order.public_token))
 
 
@@ -180,10 +182,15 @@ def _by_token(token: str, *, kind: str):
         if kind == "draft":  # the link was already used: show the placed order
             abort(redirect(url_for("storefront.order", token=token)))
         abort(404)
+    # Everything about an order (its page, refusals, flashes) reads in the language it
+    # was placed in, or a draft's if the shop set one, unless the customer chose one.
+    if order.kind == "placed" or order.locale:
+        use_order_locale(order)
     return order
 
 
 def _order_page(order, *, form=None, error: str = "", status: int = 200):
+    use_order_locale(order)  # also for the 413 handler, which skips _by_token
     html = render("storefront/order.html", order=order, form=form or ProofForm(), error=error,
                   can_upload=can_upload_proof(order), messages=customer_messages(order),
                   instructions=payments.payment_instructions(order))
@@ -207,8 +214,9 @@ def upload_proof(token: str):
         proofs.submit_proof(found.id, form.proof.data.stream,
                             actor=Actor.customer(found.customer_name))
     except DomainError as exc:  # shown with the order as it is now (it may have expired)
-        return _order_page(get_order(found.id), form=form, error=str(exc), status=422)
-    flash("Thank you! We received your payment proof; the shop will confirm it soon.", "success")
+        return _order_page(get_order(found.id), form=form, error=translate_error(exc), status=422)
+    flash(_("Thank you! We received your payment proof; the shop will confirm it soon."),
+          "success")
     return redirect(url_for("storefront.order", token=token))
 
 
@@ -227,7 +235,7 @@ def upload_too_large(exc: RequestEntityTooLarge):
         handler = current_app.error_handler_spec.get(None, {}).get(413, {}).get(
             RequestEntityTooLarge)
         return handler(exc) if handler else exc  # the app's own 413 page
-    return _order_page(order, form=ProofForm(formdata=None), error=proofs.TOO_LARGE, status=413)
+    return _order_page(order, form=ProofForm(formdata=None), error=_(proofs.TOO_LARGE, mb=proofs.MAX_MB), status=413)
 
 
 @bp.get("/o/<token>/proof")
@@ -268,8 +276,9 @@ def checkout_draft(token: str):
                                              card_number=form.card_number.data or "",
                                              locale=current_locale())
     except DomainError as exc:
-        return _draft_page(get_order(found.id), form, error=str(exc),
+        return _draft_page(get_order(found.id), form, error=translate_error(exc),
                            status=422)
     schedule_deadline_jobs(order)
-    flash("Thank you! Your order is placed.", "success")
+    use_order_locale(order)
+    flash(_("Thank you! Your order is placed."), "success")
     return redirect(url_for("storefront.order", token=order.public_token))
