@@ -32,10 +32,11 @@ from sqlalchemy.types import DateTime
 from domain import sessions
 from domain.db import db, write_transaction
 from domain.errors import NotFound, ValidationError
+from domain.i18n import L_, N_, Nn_, clean_locale
 from domain.models import KnownAddress, LoginThrottle, User, utcnow
 from domain.store import clean_email, clean_text
 
-ROLES = {"owner": "Owner", "staff": "Staff"}
+ROLES = {"owner": N_("Owner"), "staff": N_("Staff")}
 MIN_PASSWORD = 10
 
 
@@ -65,8 +66,9 @@ def _dummy_hash() -> str:
 class LoginThrottled(ValidationError):
     def __init__(self, minutes: int):
         self.minutes = minutes
-        super().__init__("Too many failed sign-ins. Try again in %(minutes)d minute(s)."  # noqa: UP031
-                         % {"minutes": minutes})
+        singular, plural = Nn_("Too many failed sign-ins. Try again in %(num)d minute.",
+                               "Too many failed sign-ins. Try again in %(num)d minutes.")
+        super().__init__(singular, plural=plural, count=minutes)
 
 
 def hash_password(password: str) -> str:
@@ -75,7 +77,7 @@ def hash_password(password: str) -> str:
 
 def _check_password(password: str) -> str:
     if len(password or "") < MIN_PASSWORD:
-        raise ValidationError(f"Password must be at least {MIN_PASSWORD} characters.")
+        raise ValidationError("Password must be at least %(min)s characters.", min=MIN_PASSWORD)
     if len(password) > 200:
         raise ValidationError("Password must be at most 200 characters.")
     return password
@@ -83,13 +85,13 @@ def _check_password(password: str) -> str:
 
 def create_user(*, email: str, password: str, role: str = "staff", name: str = "") -> User:
     email = clean_email(email, required=True)
-    name = clean_text(name, "Name", max_len=120)
+    name = clean_text(name, L_("Name"), max_len=120)
     if role not in ROLES:
         raise ValidationError("Role must be owner or staff.")
     _check_password(password)
     with write_transaction() as session:
         if session.scalar(select(User).where(func.lower(User.email) == email)):
-            raise ValidationError(f"A user with email {email} already exists.")
+            raise ValidationError("A user with email %(email)s already exists.", email=email)
         user = User(email=email, name=name, role=role, password_hash=hash_password(password))
         session.add(user)
     return user
@@ -248,6 +250,21 @@ def update_user(user_id: int, *, role: str, active: bool) -> User:
         user.role, user.active = role, bool(active)
         if not user.active:
             sessions.end_all_sessions(user.id)
+    return user
+
+
+def set_locale(user_id: int, locale: str | None) -> User:
+    """A staff member's own language; empty means "the store's language"."""
+    value = (locale or "").strip()
+    chosen = clean_locale(value) if value else None
+    if value and (chosen is None or chosen != value):
+        # Only the exact codes offered on the form: "zh-CN" must not quietly become Chinese (HK).
+        raise ValidationError("Choose one of the languages offered.")
+    with write_transaction() as session:
+        user = session.get(User, user_id)
+        if user is None:
+            raise NotFound("User not found.")
+        user.locale = chosen
     return user
 
 

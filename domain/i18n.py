@@ -30,6 +30,11 @@ def N_(msgid: str) -> str:
     return msgid
 
 
+def Nn_(singular: str, plural: str) -> tuple[str, str]:
+    """Mark a plural message (singular, plural) for extraction; ngettext picks one where shown."""
+    return singular, plural
+
+
 def L_(msgid: str) -> Label:
     """Mark a label (a message id that travels as a parameter)."""
     return Label(msgid)
@@ -55,9 +60,9 @@ def clean_locale(value: str | None, default: str | None = None) -> str | None:
 # (a test checks that every subclass is listed here).
 EXTRACT_KEYWORDS = {
     "_": None, "gettext": None, "lazy_gettext": None, "_l": None, "N_": None, "L_": None,
-    "ngettext": (1, 2), "lazy_ngettext": (1, 2),
+    "ngettext": (1, 2), "lazy_ngettext": (1, 2), "Nn_": (1, 2),
     "DomainError": None, "InvalidTransition": None, "ValidationError": None,
-    "NotFound": None, "PlanRequired": None, "ResendLimit": None, "LoginThrottled": None,
+    "NotFound": None, "PlanRequired": None, "ResendLimit": None,
     "BackupError": None,
     "PaymentDeclined": None, "DeadlinePassed": None,
 }

@@ -28,6 +28,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from domain.db import _write_intent, db, write_transaction
+from domain.i18n import N_
 from domain.models import UserSession, utcnow
 
 log = logging.getLogger(__name__)
@@ -75,18 +76,22 @@ _SYSTEMS = [("iPhone", "iPhone"), ("iPad", "iPad"), ("Android", "Android"),
             ("Linux", "Linux")]
 
 
+UNKNOWN_DEVICE = N_("Unknown browser")
+
+
 def describe_device(user_agent: str) -> str:
     """A short label such as "Chrome on Android" for the devices list."""
     ua = user_agent or ""
     browser = next((name for marker, name in _BROWSERS if marker in ua), "")
     system = next((name for marker, name in _SYSTEMS if marker in ua), "")
     if browser and system:
-        return "%(browser)s on %(system)s" % {"browser": browser, "system": system}  # noqa: UP031
+        # Stored in English; the devices list shows it through _() with these parameters.
+        return N_("%(browser)s on %(system)s") % {"browser": browser, "system": system}
     if browser or system:
         return browser or system
     # Scripts and unknown clients: the first product token, e.g. "curl/8.5".
     match = re.match(r"[\w.\-]+/[\w.\-]+", ua)
-    return match.group(0)[:80] if match else "Unknown browser"
+    return match.group(0)[:80] if match else UNKNOWN_DEVICE
 
 
 def _clean_meta(user_agent: str | None, address: str | None) -> tuple[str, str, str]:

@@ -10,28 +10,33 @@ from sqlalchemy import func, select
 
 from domain.db import db, write_transaction
 from domain.errors import NotFound, ValidationError
+from domain.i18n import L_, LOCALES, N_, Label, clean_locale
 from domain.models import PaymentMethod, ShippingMethod, StoreSettings
 
-PLANS = {"basic": "Basic", "advanced": "Advanced", "video_commerce": "Video Commerce"}
-SHIPPING_KINDS = {"delivery": "Delivery", "pickup": "Pickup",
-                  "logistics": "Logistics automation"}
+PLANS = {"basic": N_("Basic"), "advanced": N_("Advanced"), "video_commerce": N_("Video Commerce")}
+SHIPPING_KINDS = {"delivery": N_("Delivery"), "pickup": N_("Pickup"),
+                  "logistics": N_("Logistics automation")}
 
 # SPEC §1: built-in methods. Online ones are charged by the gateway at checkout.
+# Names and instructions are stored as written here and marked N_: wherever a method's
+# name or instructions are shown, they go through _() (templates: {{ _(m.name) }}), so
+# the defaults read in the reader's language while a merchant's own text (no msgid)
+# comes back unchanged.
 BUILTIN_PAYMENT_METHODS = [
-    ("fps", "FPS", "manual", "Pay by FPS to our FPS ID, then upload the receipt."),
-    ("bank_transfer", "Bank Transfer", "manual",
-     "Transfer to our bank account, then upload the receipt."),
-    ("payme", "PayMe", "manual", "Pay with PayMe, then upload the screenshot."),
-    ("credit_card", "Credit Card", "online", ""),
-    ("alipay", "Alipay", "online", ""),
-    ("octopus", "Octopus", "online", ""),
-    ("tap_and_go", "Tap & Go", "online", ""),
+    ("fps", N_("FPS"), "manual", N_("Pay by FPS to our FPS ID, then upload the receipt.")),
+    ("bank_transfer", N_("Bank Transfer"), "manual",
+     N_("Transfer to our bank account, then upload the receipt.")),
+    ("payme", N_("PayMe"), "manual", N_("Pay with PayMe, then upload the screenshot.")),
+    ("credit_card", N_("Credit Card"), "online", ""),
+    ("alipay", N_("Alipay"), "online", ""),
+    ("octopus", N_("Octopus"), "online", ""),
+    ("tap_and_go", N_("Tap & Go"), "online", ""),
 ]
 
 DEFAULT_SHIPPING_METHODS = [
-    ("Local delivery", "delivery", 3000),
-    ("Store pickup (Mong Kok)", "pickup", 0),
-    ("SF Express (auto waybill)", "logistics", 4000),
+    (N_("Local delivery"), "delivery", 3000),
+    (N_("Store pickup (Mong Kok)"), "pickup", 0),
+    (N_("SF Express (auto waybill)"), "logistics", 4000),
 ]
 
 EMAIL_RE = re.compile(r"^[^@\s<>\"']{1,64}@[^@\s<>\"']{1,189}\.[A-Za-z]{2,}$")
@@ -64,49 +69,62 @@ def ensure_store_defaults() -> StoreSettings:
 
 
 def clean_text(value: str | None, field: str, *, max_len: int, required: bool = False) -> str:
-    """Strip, refuse control characters and over-long text."""
+    """Strip, refuse control characters and over-long text. ``field`` is a label
+    (L_("Name")): it is translated when the refusal is shown."""
+    field = field if isinstance(field, Label) else Label(field)
     text = (value or "").strip()
     if required and not text:
-        raise ValidationError(f"{field} is required.")
+        raise ValidationError("%(field)s is required.", field=field)
     if len(text) > max_len:
-        raise ValidationError(f"{field} must be at most {max_len} characters.")
+        raise ValidationError("%(field)s must be at most %(max)s characters.", field=field,
+                              max=max_len)
     if any(ord(ch) < 32 and ch not in "\n\r\t" for ch in text):
-        raise ValidationError(f"{field} contains invalid characters.")
+        raise ValidationError("%(field)s contains invalid characters.", field=field)
     return text
 
 
-def clean_email(value: str | None, field: str = "Email", *, required: bool = False) -> str:
+def clean_email(value: str | None, field: str = L_("Email"), *, required: bool = False) -> str:
+    field = field if isinstance(field, Label) else Label(field)
     text = clean_text(value, field, max_len=254, required=required)
     if text and not EMAIL_RE.match(text):
-        raise ValidationError(f"{field} must be a valid email address.")
+        raise ValidationError("%(field)s must be a valid email address.", field=field)
     return text.lower()
 
 
 def clean_days(value, field: str, *, max_value: int) -> int | None:
+    field = field if isinstance(field, Label) else Label(field)
     if value in (None, ""):
         return None
     try:
         number = int(value)
     except (TypeError, ValueError) as exc:
-        raise ValidationError(f"{field} must be a whole number.") from exc
+        raise ValidationError("%(field)s must be a whole number.", field=field) from exc
     if not 1 <= number <= max_value:
-        raise ValidationError(f"{field} must be between 1 and {max_value}, or empty for none.")
+        raise ValidationError("%(field)s must be between 1 and %(max)s, or empty for none.",
+                              field=field, max=max_value)
     return number
 
 
 def update_store_info(*, name, address, phone, email, notification_email, currency,
                       timezone, plan, order_prefix, payment_deadline_days=None,
-                      reminder_lead_hours=None) -> StoreSettings:
-    """Validate and save the store information form."""
+                      reminder_lead_hours=None, language=None) -> StoreSettings:
+    """Validate and save the store information form. ``language`` None keeps the
+    store's language; otherwise it must be one of LOCALES exactly."""
     values = dict(
-        name=clean_text(name, "Store name", max_len=120, required=True),
-        address=clean_text(address, "Address", max_len=500),
-        phone=clean_text(phone, "Phone", max_len=40),
-        email=clean_email(email, "Store email"),
-        notification_email=clean_email(notification_email, "Notification email"),
-        payment_deadline_days=clean_days(payment_deadline_days, "Payment deadline", max_value=60),
-        reminder_lead_hours=clean_days(reminder_lead_hours, "Reminder lead time", max_value=720),
+        name=clean_text(name, L_("Store name"), max_len=120, required=True),
+        address=clean_text(address, L_("Address"), max_len=500),
+        phone=clean_text(phone, L_("Phone"), max_len=40),
+        email=clean_email(email, L_("Store email")),
+        notification_email=clean_email(notification_email, L_("Notification email")),
+        payment_deadline_days=clean_days(payment_deadline_days, L_("Payment deadline"),
+                                         max_value=60),
+        reminder_lead_hours=clean_days(reminder_lead_hours, L_("Reminder lead time"),
+                                       max_value=720),
     )
+    if language is not None:
+        if language not in LOCALES or clean_locale(language) != language:
+            raise ValidationError("Choose one of the languages offered.")
+        values["language"] = language
     currency = (currency or "").strip().upper()
     if not re.fullmatch(r"[A-Z]{3}", currency):
         raise ValidationError("Currency must be a three-letter code such as HKD.")
@@ -141,14 +159,15 @@ def set_payment_method_enabled(method_id: int, enabled: bool) -> PaymentMethod:
 def save_custom_payment_method(*, name, instructions, deadline_days=None,
                                method_id: int | None = None) -> PaymentMethod:
     """Create or edit a custom manual method (built-ins keep their names)."""
-    name = clean_text(name, "Name", max_len=80, required=True)
-    instructions = clean_text(instructions, "Payment instructions", max_len=2000, required=True)
-    days = clean_days(deadline_days, "Payment deadline", max_value=60)
+    name = clean_text(name, L_("Method name"), max_len=80, required=True)
+    instructions = clean_text(instructions, L_("Payment instructions"), max_len=2000,
+                              required=True)
+    days = clean_days(deadline_days, L_("Payment deadline"), max_value=60)
     with write_transaction() as session:
         clash = session.scalar(select(PaymentMethod).where(
             func.lower(PaymentMethod.name) == name.lower(), PaymentMethod.id != (method_id or 0)))
         if clash:
-            raise ValidationError(f"A payment method called {name} already exists.")
+            raise ValidationError("A payment method called %(name)s already exists.", name=name)
         if method_id is None:
             position = (session.scalar(select(func.max(PaymentMethod.position))) or 0) + 1
             method = PaymentMethod(code=f"custom_{secrets.token_hex(4)}",
@@ -171,10 +190,10 @@ def save_shipping_method(*, name, kind, fee, method_id: int | None = None,
                          enabled: bool = True) -> ShippingMethod:
     from domain.money import parse_money
 
-    name = clean_text(name, "Name", max_len=80, required=True)
+    name = clean_text(name, L_("Method name"), max_len=80, required=True)
     if kind not in SHIPPING_KINDS:
         raise ValidationError("Kind must be delivery, pickup or logistics automation.")
-    fee_cents = parse_money(fee, field="Fee", allow_blank=True)
+    fee_cents = parse_money(fee, field=L_("Fee"), allow_blank=True)
     with write_transaction() as session:
         if method_id is None:
             position = (session.scalar(select(func.max(ShippingMethod.position))) or 0) + 1
