@@ -92,7 +92,13 @@ def create_app(test_config: dict | None = None) -> Flask:
     htmx.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
-    login_manager.login_message = "Please sign in to continue."
+    from flask_babel import gettext
+
+    from domain.i18n import N_
+
+    # Flashed through gettext when the request is drawn, in the reader's language.
+    login_manager.login_message = N_("Please sign in to continue.")
+    login_manager.localize_callback = gettext
     # Revocation is the server-side session record's job (blueprints/auth/web_sessions.py);
     # "strong" would sign a phone out each time it moves between Wi-Fi and mobile data.
     login_manager.session_protection = "basic"
@@ -141,14 +147,18 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     @app.errorhandler(CSRFError)
     def csrf_error(exc):
-        return render_template("error.html", title="Form expired",
-                               message="This form has expired or was not sent from Shopdesk. "
-                                       "Reload the page and try again."), 400
+        from flask_babel import gettext as _
+
+        return render_template("error.html", title=_("Form expired"),
+                               message=_("This form has expired or was not sent from Shopdesk. "
+                                         "Reload the page and try again.")), 400
 
     @app.errorhandler(413)
     def too_large(exc):
-        return render_template("error.html", title="File too large",
-                               message="The upload is larger than 10 MB."), 413
+        from flask_babel import gettext as _
+
+        return render_template("error.html", title=_("File too large"),
+                               message=_("The upload is larger than %(size)s MB.", size=10)), 413
 
     from blueprints.security import init_security
     from blueprints.site import init_site

@@ -22,6 +22,7 @@ from flask_login import current_user
 from sqlalchemy import text
 
 from domain.db import db
+from domain.i18n import N_
 from domain.models import utcnow
 from jobs import heartbeat
 from jobs.queue import get_redis
@@ -31,13 +32,9 @@ log = logging.getLogger(__name__)
 bp = Blueprint("health", __name__)
 
 
-def _(message: str) -> str:
-    """Marks a string for translation (the catalogue comes later)."""
-    return message
-
-
-WORKER_BANNER_MESSAGE = _("Background jobs are not running: orders will not expire "
-                          "and messages will not be sent.")
+# A message id: translated when the banner is drawn (templates/_worker_banner.html).
+WORKER_BANNER_MESSAGE = N_("Background jobs are not running: orders will not expire "
+                           "and messages will not be sent.")
 
 
 def _check_database() -> bool:

@@ -98,6 +98,26 @@ def translate_error(exc: DomainError) -> str:
     return str(exc)
 
 
+def method_label(text: str | None) -> str:
+    """A payment/shipping method's name or instructions as shown: Shopdesk's built-in
+    defaults (marked N_ in domain/store.py) are translated, a merchant's own text
+    (no message id) comes back as typed."""
+    return gettext(text) if text else ""
+
+
+def device_label(device: str | None) -> str:
+    """A signed-in device as stored by domain.sessions.describe_device ("Chrome on
+    Android", "Unknown browser", "curl/8.5"), in the reader's language."""
+    from domain.sessions import UNKNOWN_DEVICE
+
+    if not device or device == UNKNOWN_DEVICE:
+        return gettext(UNKNOWN_DEVICE)
+    browser, on, system = device.partition(" on ")
+    if on and browser and system:
+        return gettext("%(browser)s on %(system)s", browser=browser, system=system)
+    return device
+
+
 def current_locale() -> str:
     return str(get_locale() or DEFAULT_LOCALE)
 
@@ -184,4 +204,5 @@ def init_i18n(app: Flask) -> None:
     app.add_template_filter(ago, "ago")
     app.jinja_env.globals.update(
         LOCALES=LOCALES, LOCALE_NAMES=LOCALE_NAMES, current_locale=current_locale,
-        html_lang=html_lang, timezone_name=timezone_name, translate_error=translate_error)
+        html_lang=html_lang, timezone_name=timezone_name, translate_error=translate_error,
+        method_label=method_label, device_label=device_label)

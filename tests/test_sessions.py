@@ -463,7 +463,7 @@ def test_owner_signs_staff_out_everywhere(app, owner, staff):
     response = owner_client.post(f"/settings/staff/{staff.id}/sign-out")
     assert response.status_code == 302
     follow = owner_client.get("/settings/staff").get_data(as_text=True)
-    assert "is signed out on 2 device(s)." in follow
+    assert "is signed out on 2 devices." in follow
     assert not signed_in(phone) and not signed_in(laptop)
     assert not signed_in(with_cookies(app, shopdesk_remember=remembered))
     assert signed_in(owner_client)

@@ -5,15 +5,26 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from flask import Blueprint, flash, redirect, request, url_for
+from flask_babel import gettext as _
+from flask_babel import ngettext
+from flask_babel import refresh as refresh_locale
 from flask_login import current_user, login_required, logout_user
 
-from blueprints.auth.forms import CsrfOnlyForm, EndDeviceForm, LoginForm, PasswordChangeForm
+from blueprints.auth.forms import (
+    CsrfOnlyForm,
+    EndDeviceForm,
+    LanguageForm,
+    LoginForm,
+    PasswordChangeForm,
+)
 from blueprints.auth.web_sessions import client_address, current_record, forget_this_device, sign_in
+from blueprints.i18n import store_locale, translate_error
 from blueprints.orders.forms import first_error
-from blueprints.rendering import render
+from blueprints.rendering import is_htmx, render
 from domain import accounts, sessions
 from domain.accounts import LoginThrottled, authenticate
 from domain.errors import DomainError
+from domain.i18n import LOCALE_NAMES
 
 bp = Blueprint("auth", __name__)
 
@@ -40,10 +51,10 @@ def login():
         try:
             user = authenticate(form.email.data, form.password.data, ip=client_address())
         except LoginThrottled as exc:
-            user, error, status = None, str(exc), 429
+            user, error, status = None, translate_error(exc), 429
         else:
             if user is None:
-                error, status = "Wrong email or password.", 401
+                error, status = _("Wrong email or password."), 401
         if user is not None:
             previous = current_record()
             if previous is not None:
@@ -56,7 +67,7 @@ def login():
             sign_in(user, started)
             return redirect(_safe_next(request.args.get("next")))
     elif request.method == "POST":
-        error, status = "Enter your email and password.", 400
+        error, status = _("Enter your email and password."), 400
     return render("auth/login.html", form=form, error=error), status
 
 
@@ -77,7 +88,7 @@ def logout():
     record = current_record()
     if record is not None:
         sessions.end_session(record.id)
-    return _sign_out_here("You are signed out.")
+    return _sign_out_here(_("You are signed out."))
 
 
 # ------------------------------------------------------------------ account
@@ -91,15 +102,55 @@ def _this_device_id() -> str:
 @bp.get("/account")
 @login_required
 def account():
-    """Your signed-in devices and your password."""
+    """Your language, your signed-in devices and your password."""
     return _account_page(PasswordChangeForm())
 
 
-def _account_page(password_form, error: str = "", status: int = 200):
+def _language_form(data: str | None = None) -> LanguageForm:
+    """The staff member's language choices; the first is "the store's", named."""
+    form = LanguageForm(formdata=None, locale=current_user.locale or "") if data is None \
+        else LanguageForm()
+    store_name = LOCALE_NAMES.get(store_locale(), store_locale())
+    form.locale.choices = [("", _("Store default (%(language)s)", language=store_name))] + [
+        (code, name) for code, name in LOCALE_NAMES.items()]
+    return form
+
+
+def _account_page(password_form, error: str = "", status: int = 200, *,
+                  language_form=None, language_error: str = ""):
     devices = sessions.live_sessions(current_user.id)
     return render("auth/account.html", devices=devices, this_device=_this_device_id(),
                   password_form=password_form, device_form=EndDeviceForm(),
-                  button_form=CsrfOnlyForm(), error=error), status
+                  button_form=CsrfOnlyForm(), error=error,
+                  language_form=language_form or _language_form(),
+                  language_error=language_error), status
+
+
+@bp.post("/account/language")
+@login_required
+def set_language():
+    """The staff member's own language; the page answers in the new language."""
+    form = _language_form(data="post")
+    if not form.validate_on_submit():
+        return _account_page(PasswordChangeForm(formdata=None), status=400, language_form=form,
+                             language_error=first_error(form))
+    try:
+        accounts.set_locale(current_user.id, form.locale.data)
+    except DomainError as exc:
+        return _account_page(PasswordChangeForm(formdata=None), status=422,
+                             language_form=_language_form(), language_error=translate_error(exc))
+    # current_user is the row just changed; the locale was picked earlier in this request.
+    refresh_locale()
+    flash(_("Language saved."), "success")
+    return reload_page(url_for("auth.account"))
+
+
+def reload_page(url: str):
+    """After a language change the whole page must be drawn again (the top bar too):
+    a redirect, or for htmx an HX-Redirect (a swapped fragment would keep the old bar)."""
+    if is_htmx():
+        return "", 204, {"HX-Redirect": url}
+    return redirect(url)
 
 
 @bp.post("/account/devices/sign-out")
@@ -113,11 +164,11 @@ def end_device():
     target = form.session_id.data
     if target == _this_device_id():
         sessions.end_session(target, user_id=current_user.id)
-        return _sign_out_here("You are signed out on this device.")
+        return _sign_out_here(_("You are signed out on this device."))
     if sessions.end_session(target, user_id=current_user.id):
-        flash("That device is signed out.", "success")
+        flash(_("That device is signed out."), "success")
     else:
-        flash("That device was already signed out.", "error")
+        flash(_("That device was already signed out."), "error")
     return redirect(url_for("auth.account"))
 
 
@@ -126,11 +177,11 @@ def end_device():
 def end_other_devices():
     """Sign out everywhere else; this device stays signed in."""
     if not CsrfOnlyForm().validate_on_submit():
-        flash("This form has expired. Reload the page and try again.", "error")
+        flash(_("This form has expired. Reload the page and try again."), "error")
         return redirect(url_for("auth.account"))
     count = sessions.end_all_sessions(current_user.id, keep=_this_device_id() or None)
-    # %-style on purpose: the message keeps %(name)s parameters for translation.
-    flash("Signed out on %(count)d other device(s)." % {"count": count}, "success")  # noqa: UP031
+    flash(ngettext("Signed out on %(num)d other device.", "Signed out on %(num)d other devices.",
+                   count), "success")
     return redirect(url_for("auth.account"))
 
 
@@ -139,10 +190,10 @@ def end_other_devices():
 def end_all_devices():
     """Sign out everywhere, this device included."""
     if not CsrfOnlyForm().validate_on_submit():
-        flash("This form has expired. Reload the page and try again.", "error")
+        flash(_("This form has expired. Reload the page and try again."), "error")
         return redirect(url_for("auth.account"))
     sessions.end_all_sessions(current_user.id)
-    return _sign_out_here("You are signed out on every device.")
+    return _sign_out_here(_("You are signed out on every device."))
 
 
 @bp.post("/account/password")
@@ -156,8 +207,8 @@ def change_password():
         accounts.change_password(current_user.id, form.current.data, form.new.data,
                                  ip=client_address(), keep_session=_this_device_id() or None)
     except LoginThrottled as exc:
-        return _account_page(form, str(exc), 429)
+        return _account_page(form, translate_error(exc), 429)
     except DomainError as exc:
-        return _account_page(form, str(exc), 422)
-    flash("Password changed. Every other device is signed out.", "success")
+        return _account_page(form, translate_error(exc), 422)
+    flash(_("Password changed. Every other device is signed out."), "success")
     return redirect(url_for("auth.account"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, request, send_file, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from blueprints.backups.forms import BackupNowForm
@@ -39,13 +40,13 @@ def index():
 def back_up_now():
     """Queue a backup; the page then follows its progress."""
     if not BackupNowForm().validate_on_submit():
-        flash("This form has expired. Reload the page and try again.", "error")
+        flash(_("This form has expired. Reload the page and try again."), "error")
         return redirect(url_for("backups.index"))
     try:
         job = enqueue_job("backup", backup_job, user_id=current_user.id)
     except Exception:  # Redis down: say so rather than fail with a 500
-        flash("Background jobs are not running, so the backup could not start. Run "
-              "“flask --app app backup” on the server instead.", "error")
+        flash(_("Background jobs are not running, so the backup could not start. Run "
+                "“%(command)s” on the server instead.", command="flask --app app backup"), "error")
         return redirect(url_for("backups.index"))
     return redirect(url_for("backups.index", job=job.id))
 
@@ -66,7 +67,7 @@ def download_latest():
     """The newest readable archive, as an attachment."""
     latest = latest_backup()
     if latest is None:
-        flash("There is no backup to download yet.", "error")
+        flash(_("There is no backup to download yet."), "error")
         return redirect(url_for("backups.index"))
     return send_file(latest.path, as_attachment=True, download_name=latest.name,
                      mimetype="application/x-tar", max_age=0)
