@@ -144,7 +144,7 @@ def test_every_store_page_reads_in_chinese(app, client, orders_in_every_status, 
     make_variant(name="曲奇禮盒", variant="抹茶", stock=0)
     allowed = ALLOWED | (_data_values() - _default_words())
     for url in ["/shop/", "/shop/cart", "/login", "/shop/o/not-a-real-token"] + [
-            f"/shop/o/{o.token}" for o in orders_in_every_status]:
+            f"/shop/o/{o.public_token}" for o in orders_in_every_status]:
         _assert_chinese(client.get(url, headers=headers), allowed, url)
 
 
