@@ -20,6 +20,7 @@ from openpyxl.styles import Font, PatternFill
 from sqlalchemy import select
 
 from domain.db import db
+from domain.i18n import N_
 from domain.models import Order, OrderEvent, OrderLine
 from domain.money import CURRENCY_SYMBOLS
 from domain.search import SOURCES, OrderQuery
@@ -32,14 +33,24 @@ FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 FILLS = {"red": "FDECEC", "green": "E6F5EC", "grey": "EEF0F3"}
 FONT_COLOURS = {"red": "D93A3A", "green": "1F8A4C", "grey": "6B7280"}
 
-ORDER_COLUMNS = [  # (header, width)
-    ("Order number", 14), ("Date", 17), ("Status", 26), ("Customer name", 22), ("Phone", 14),
-    ("Email", 28), ("Address", 40), ("Payment method", 16), ("Shipping method", 22),
-    ("Delivery status", 16), ("Tracking code", 18), ("Subtotal", 13), ("Discount", 12),
-    ("Shipping fee", 12), ("Extra charge", 12), ("Total", 13), ("Source", 13), ("Notes", 40),
+# (header, width). Headers, sheet names and labels in cells are message ids: the
+# caller passes ``translate`` for the exporting staff member's language.
+ORDER_COLUMNS = [
+    (N_("Order number"), 14), (N_("Date"), 17), (N_("Status"), 26), (N_("Customer name"), 22),
+    (N_("Phone"), 14), (N_("Email"), 28), (N_("Address"), 40), (N_("Payment method"), 16),
+    (N_("Shipping method"), 22), (N_("Delivery status"), 16), (N_("Tracking code"), 18),
+    (N_("Subtotal"), 13), (N_("Discount"), 12), (N_("Shipping fee"), 12),
+    (N_("Extra charge"), 12), (N_("Total"), 13), (N_("Source"), 13), (N_("Notes"), 40),
 ]
-ITEM_COLUMNS = [("Order number", 14), ("Product", 30), ("Variant", 16), ("SKU", 16),
-                ("Barcode", 16), ("Quantity", 10), ("Unit price", 13), ("Line total", 13)]
+ITEM_COLUMNS = [(N_("Order number"), 14), (N_("Product"), 30), (N_("Variant"), 16),
+                (N_("SKU"), 16), (N_("Barcode"), 16), (N_("Quantity"), 10),
+                (N_("Unit price"), 13), (N_("Line total"), 13)]
+ORDERS_SHEET, ITEMS_SHEET = N_("Orders"), N_("Items")
+DRAFT_STATUS = N_("Draft (unpaid)")
+
+
+def _identity(text: str) -> str:
+    return text
 
 
 def matching_ids(query: OrderQuery) -> list[int]:
@@ -56,7 +67,8 @@ def export_filename(now: datetime | None = None) -> str:
 class _Sheet:
     """A write-only sheet with a bold frozen header and set column widths."""
 
-    def __init__(self, workbook: Workbook, title: str, columns, money_format: str):
+    def __init__(self, workbook: Workbook, title: str, columns, money_format: str,
+                 translate: Callable[[str], str]):
         self.ws = workbook.create_sheet(title)
         self.money_format = money_format
         for index, (_header, width) in enumerate(columns):
@@ -65,7 +77,7 @@ class _Sheet:
         bold = Font(bold=True)
         header = []
         for title_, _width in columns:
-            cell = WriteOnlyCell(self.ws, value=title_)
+            cell = WriteOnlyCell(self.ws, value=translate(title_))
             cell.font = bold
             header.append(cell)
         self.ws.append(header)
@@ -111,6 +123,28 @@ def _status_style(sheet: _Sheet, status: OrderStatus):
     return proto._style
 
 
+class _Labels:
+    """``translate`` with a memo: a label is translated once per export, not per row."""
+
+    def __init__(self, translate: Callable[[str], str]):
+        self.translate = translate
+        self.seen: dict[str, str] = {}
+
+    def __call__(self, msgid: str) -> str:
+        text = self.seen.get(msgid)
+        if text is None:
+            text = self.seen[msgid] = self.translate(msgid)
+        return text
+
+    def method(self, name: str | None) -> str | None:
+        """A method's name: a built-in default reads translated, a merchant's own as typed."""
+        return self(name) if name else name
+
+
+def _sheet_title(text: str) -> str:
+    return "".join(ch for ch in text if ch not in "[]:*?/\\")[:31] or "Sheet"
+
+
 def _letter(index: int) -> str:
     from openpyxl.utils import get_column_letter
 
@@ -123,15 +157,25 @@ def _chunks(ids: Sequence[int], size: int) -> Iterable[Sequence[int]]:
 
 
 def export_orders(order_ids: Sequence[int], path: str | Path, *,
-                  progress: Callable[[int, int], None] | None = None) -> int:
-    """Write the orders (in the given order) to ``path``; returns how many were written."""
+                  progress: Callable[[int, int], None] | None = None,
+                  translate: Callable[[str], str] = _identity) -> int:
+    """Write the orders (in the given order) to ``path``; returns how many were written.
+
+    ``translate`` turns a message id into the reader's language (flask_babel's
+    gettext under the exporter's locale); headers, sheet names, status, delivery
+    and source labels and Shopdesk's built-in method names go through it. The
+    merchant's and customers' own text does not (it has no message id)."""
     settings = get_settings()
     zone, utc = ZoneInfo(settings.timezone), ZoneInfo("UTC")
     symbol = CURRENCY_SYMBOLS.get(settings.currency, settings.currency)
     money_format = f'"{symbol}" #,##0.00;-"{symbol}" #,##0.00'
     workbook = Workbook(write_only=True)
-    orders_sheet = _Sheet(workbook, "Orders", ORDER_COLUMNS, money_format)
-    items_sheet = _Sheet(workbook, "Items", ITEM_COLUMNS, money_format)
+    # Sheet titles: at most 31 characters, none of []:*?/\ (Excel's rules).
+    orders_sheet = _Sheet(workbook, _sheet_title(translate(ORDERS_SHEET)), ORDER_COLUMNS,
+                          money_format, translate)
+    items_sheet = _Sheet(workbook, _sheet_title(translate(ITEMS_SHEET)), ITEM_COLUMNS,
+                         money_format, translate)
+    labels = _Labels(translate)
     status_cells = {s.value: _status_style(orders_sheet, s) for s in OrderStatus}
     total = len(order_ids)
     written = 0
@@ -164,19 +208,20 @@ def export_orders(order_ids: Sequence[int], path: str | Path, *,
             local = (when.replace(tzinfo=utc, microsecond=0).astimezone(zone).replace(tzinfo=None)
                      if when else None)
             if row.status:
-                status_cell = WriteOnlyCell(s.ws, value=OrderStatus(row.status).label)
+                status_cell = WriteOnlyCell(s.ws, value=labels(OrderStatus(row.status).label))
                 status_cell._style = copy(status_cells[row.status])
             else:
-                status_cell = "Draft (unpaid)"
+                status_cell = labels(DRAFT_STATUS)
             s.ws.append([
                 s.text(row.number), s.date(local), status_cell, s.text(row.customer_name),
                 s.text(row.customer_phone), s.text(row.customer_email),
-                s.text(row.shipping_address), s.text(row.payment_method_name),
-                s.text(row.shipping_method_name),
-                s.text(DeliveryStatus(row.delivery_status).label), s.text(row.tracking_code),
+                s.text(row.shipping_address), s.text(labels.method(row.payment_method_name)),
+                s.text(labels.method(row.shipping_method_name)),
+                s.text(labels(DeliveryStatus(row.delivery_status).label)), s.text(row.tracking_code),
                 s.money(row.subtotal_cents), s.money(row.discount_cents),
                 s.money(row.shipping_fee_cents), s.money(row.extra_charge_cents),
-                s.money(row.total_cents), s.text(SOURCES.get(row.source, row.source)),
+                s.money(row.total_cents),
+                s.text(labels(SOURCES[row.source]) if row.source in SOURCES else row.source),
                 s.text("\n".join(notes.get(order_id, []))),
             ])
             i = items_sheet

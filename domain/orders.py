@@ -18,7 +18,7 @@ from sqlalchemy import insert, select, update
 from domain.actors import SYSTEM, Actor
 from domain.db import db, write_transaction
 from domain.errors import InvalidTransition, NotFound, ValidationError
-from domain.i18n import clean_locale
+from domain.i18n import L_, N_, Label, clean_locale
 from domain.inventory import hold_stock, restock
 from domain.models import (
     Customer,
@@ -41,18 +41,46 @@ MAX_QUANTITY = 999
 PHONE_RE = re.compile(r"^\+?[0-9][0-9 \-]{5,19}$")
 TRACKING_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9\-_/. ]{0,63}$")
 
-# Refusals, one complete sentence per action (translatable as a whole later);
-# %(number)s is the order number, %(status)s its status label.
+# Refusals, one complete sentence per action, each a message id translated as a
+# whole; %(number)s is the order number, %(status)s its status label.
 REFUSALS = {
-    "upload_proof": "Order %(number)s is %(status)s: it cannot be given a payment proof.",
-    "confirm_payment": "Order %(number)s is %(status)s: it cannot be confirmed as paid.",
-    "decline_proof": "Order %(number)s is %(status)s: its payment proof cannot be declined.",
-    "ship_order": "Order %(number)s is %(status)s: it cannot be shipped.",
-    "mark_ready_for_pickup": "Order %(number)s is %(status)s: it cannot be marked ready for pickup.",
-    "complete_pickup": "Order %(number)s is %(status)s: it cannot be marked picked up.",
-    "reject_order": "Order %(number)s is %(status)s: it cannot be rejected.",
-    "expire_order": "Order %(number)s is %(status)s: it cannot be expired.",
+    "upload_proof": N_("Order %(number)s is %(status)s: it cannot be given a payment proof."),
+    "confirm_payment": N_("Order %(number)s is %(status)s: it cannot be confirmed as paid."),
+    "decline_proof": N_("Order %(number)s is %(status)s: its payment proof cannot be declined."),
+    "ship_order": N_("Order %(number)s is %(status)s: it cannot be shipped."),
+    "mark_ready_for_pickup": N_(
+        "Order %(number)s is %(status)s: it cannot be marked ready for pickup."),
+    "complete_pickup": N_("Order %(number)s is %(status)s: it cannot be marked picked up."),
+    "reject_order": N_("Order %(number)s is %(status)s: it cannot be rejected."),
+    "expire_order": N_("Order %(number)s is %(status)s: it cannot be expired."),
 }
+# The same refusals with a second sentence saying what to do instead: whole
+# messages too, so a translation can join the two sentences its own way.
+HINTED_REFUSALS = {
+    ("ship_order", "pickup"): N_(
+        "Order %(number)s is %(status)s: it cannot be shipped. "
+        "Pickup orders are completed with Ready for pickup, then Picked up."),
+    ("mark_ready_for_pickup", "not_pickup"): N_(
+        "Order %(number)s is %(status)s: it cannot be marked ready for pickup. "
+        "Only pickup orders are collected in store."),
+    ("complete_pickup", "not_pickup"): N_(
+        "Order %(number)s is %(status)s: it cannot be marked picked up. "
+        "Only pickup orders are collected in store."),
+    ("expire_order", "not_due"): N_(
+        "Order %(number)s is %(status)s: it cannot be expired. "
+        "Its payment deadline has not passed."),
+    ("complete_pickup", "not_ready"): N_(
+        "Order %(number)s is %(status)s: it cannot be marked picked up. "
+        "Mark it ready for pickup first."),
+}
+
+
+class TransitionRefused(InvalidTransition):
+    """A refusal of the transition table: one of REFUSALS / HINTED_REFUSALS (message
+    ids marked above), with the order number and its status label."""
+
+    def __init__(self, msgid: str, *, number: str, status: Label):
+        super().__init__(msgid, number=number, status=status)
 
 
 # ---------------------------------------------------------------- inputs
@@ -66,14 +94,14 @@ class CustomerDetails:
     address: str = ""
 
     def cleaned(self, *, need_address: bool) -> CustomerDetails:
-        name = clean_text(self.name, "Name", max_len=120, required=True)
-        phone = clean_text(self.phone, "Phone", max_len=40)
+        name = clean_text(self.name, L_("Name"), max_len=120, required=True)
+        phone = clean_text(self.phone, L_("Phone"), max_len=40)
         if phone and not PHONE_RE.match(phone):
             raise ValidationError("Phone must be digits, like 9123 4567 or +852 9123 4567.")
         email = clean_email(self.email)
         if not phone and not email:
             raise ValidationError("Give a phone number or an email so the shop can reach you.")
-        address = clean_text(self.address, "Address", max_len=500, required=need_address)
+        address = clean_text(self.address, L_("Address"), max_len=500, required=need_address)
         return CustomerDetails(name, phone, email, address)
 
 
@@ -132,18 +160,19 @@ def _locked_state(order_id: int):
 def _refuse(order, action: str) -> InvalidTransition:
     """The refusal, in words, for an Order or a _locked_state row: the action's
     sentence, then (when it helps) a second sentence saying what to do instead."""
-    status = OrderStatus(order.status).label if order.status else "a draft"
-    hint = ""
+    # The status is a label: translated before it goes into the sentence.
+    status = Label(OrderStatus(order.status).label) if order.status else L_("a draft")
+    hint = None
     if action == "ship_order" and order.shipping_kind == "pickup":
-        hint = "Pickup orders are completed with Ready for pickup, then Picked up."
+        hint = "pickup"
     elif action in ("mark_ready_for_pickup", "complete_pickup") and order.shipping_kind != "pickup":
-        hint = "Only pickup orders are collected in store."
+        hint = "not_pickup"
     elif action == "expire_order" and order.status == OrderStatus.PENDING_PAYMENT:
-        hint = "Its payment deadline has not passed."
+        hint = "not_due"
     elif action == "complete_pickup" and order.status == OrderStatus.PROCESSING:
-        hint = "Mark it ready for pickup first."
-    sentence = REFUSALS[action] % {"number": order.number, "status": status}
-    return InvalidTransition(f"{sentence} {hint}" if hint else sentence)
+        hint = "not_ready"
+    msgid = HINTED_REFUSALS[(action, hint)] if hint else REFUSALS[action]
+    return TransitionRefused(msgid, number=order.number, status=status)
 
 
 def _transition(order_id: int, action: str, *, actor: Actor, now: datetime,
@@ -211,23 +240,25 @@ def order_number_for(order_id: int, prefix: str) -> str:
 
 
 def compute_totals(subtotal: int, discount: int, shipping_fee: int, extra: int) -> int:
-    for value, name in ((discount, "Discount"), (shipping_fee, "Shipping fee"),
-                        (extra, "Extra charge")):
+    for value, name in ((discount, L_("Discount")), (shipping_fee, L_("Shipping fee")),
+                        (extra, L_("Extra charge"))):
         if value < 0 or value > MAX_CENTS:
-            raise ValidationError(f"{name} must be between 0 and a sensible amount.")
+            raise ValidationError("%(field)s must be between 0 and a sensible amount.",
+                                  field=name)
     if discount > subtotal:
         raise ValidationError("Discount cannot be more than the items' subtotal.")
     return subtotal - discount + shipping_fee + extra
 
 
-PRICE_CHANGED = ("The price changed while you were checking out, so nothing was charged. "
+PRICE_CHANGED = N_("The price changed while you were checking out, so nothing was charged. "
                  "Please check the new total and confirm again.")
 
 
 def check_expected_total(total: int, expected: int | None) -> None:
     """Refuse to place an order whose total differs from what the gateway authorized."""
     if expected is not None and total != expected:
-        raise ValidationError(PRICE_CHANGED)
+        raise ValidationError("The price changed while you were checking out, so nothing was "
+                              "charged. Please check the new total and confirm again.")
 
 
 def payment_deadline(method: PaymentMethod, placed_at: datetime) -> tuple[datetime | None, datetime | None]:
@@ -249,11 +280,11 @@ def _build_lines(items: list[tuple[int, int]]) -> list[OrderLine]:
     if not items:
         raise ValidationError("The order has no items.")
     if len(items) > MAX_LINES:
-        raise ValidationError(f"An order can have at most {MAX_LINES} lines.")
+        raise ValidationError("An order can have at most %(max)s lines.", max=MAX_LINES)
     wanted: dict[int, int] = {}
     for variant_id, qty in items:
         if not isinstance(qty, int) or not 1 <= qty <= MAX_QUANTITY:
-            raise ValidationError(f"Quantities must be between 1 and {MAX_QUANTITY}.")
+            raise ValidationError("Quantities must be between 1 and %(max)s.", max=MAX_QUANTITY)
         wanted[int(variant_id)] = wanted.get(int(variant_id), 0) + qty
     rows = {v.id: v for v in db.session.scalars(
         select(Variant).join(Product).where(Variant.id.in_(wanted), Product.active))}
@@ -263,8 +294,8 @@ def _build_lines(items: list[tuple[int, int]]) -> list[OrderLine]:
         if variant is None:
             raise ValidationError("One of the items is no longer for sale.")
         if qty > MAX_QUANTITY:  # checked after merging: two lines of 500 are 1000 of one item
-            raise ValidationError("An order can have at most %(max)d of %(item)s."  # noqa: UP031
-                                  % {"max": MAX_QUANTITY, "item": variant.display_name})
+            raise ValidationError("An order can have at most %(max)d of %(item)s.",
+                                  max=MAX_QUANTITY, item=variant.display_name)
         lines.append(OrderLine(
             variant_id=variant.id, product_id=variant.product_id,
             product_name=variant.product.name, variant_name=variant.name, sku=variant.sku,
@@ -292,10 +323,14 @@ def _customer_record(details: CustomerDetails) -> Customer:
     return customer
 
 
-def _enabled(model, method_id, what: str):
+def _enabled(model, method_id, what: str | None = None):
+    """The enabled method, or a refusal naming its kind (``what`` is only a
+    reminder for the reader of the call; the message follows the model)."""
     method = db.session.get(model, method_id) if method_id else None
     if method is None or not method.enabled:
-        raise ValidationError(f"Choose an available {what}.")
+        if model is PaymentMethod:
+            raise ValidationError("Choose an available payment method.")
+        raise ValidationError("Choose an available shipping method.")
     return method
 
 
@@ -318,8 +353,8 @@ def place_order(checkout: Checkout, *, source: str = "online_store",
     """
     now = _now(now)
     with write_transaction():
-        payment = _enabled(PaymentMethod, checkout.payment_method_id, "payment method")
-        shipping = _enabled(ShippingMethod, checkout.shipping_method_id, "shipping method")
+        payment = _enabled(PaymentMethod, checkout.payment_method_id)
+        shipping = _enabled(ShippingMethod, checkout.shipping_method_id)
         customer = checkout.customer.cleaned(need_address=shipping.kind != "pickup")
         lines = _build_lines(checkout.items)
         hold_stock((ln.variant_id, ln.quantity) for ln in lines)
@@ -398,7 +433,7 @@ def decline_proof(order_id: int, reason: str, *, actor: Actor,
     passed while the proof waited, and expiring a minute after a decline would
     give them no chance to pay.
     """
-    reason = clean_text(reason, "Reason", max_len=500, required=True)
+    reason = clean_text(reason, L_("Reason"), max_len=500, required=True)
     now = _now(now)
     with write_transaction():
         method_id = db.session.scalar(select(Order.payment_method_id).where(Order.id == order_id))
@@ -458,7 +493,7 @@ def reject_order(order_id: int, reason: str, *, actor: Actor,
 
     No money moves: refunds happen outside Shopdesk (see record_refund_note).
     """
-    reason = clean_text(reason, "Reason", max_len=500, required=True)
+    reason = clean_text(reason, L_("Reason"), max_len=500, required=True)
     now = _now(now)
 
     def restock_once():  # only the winner of the guarded UPDATE restocks
@@ -472,7 +507,8 @@ def reject_order(order_id: int, reason: str, *, actor: Actor,
     return get_order(order_id)
 
 
-EXPIRY_REASON = "Payment deadline passed"
+# Stored as the cancel reason (data); a message id, so it reads translated where shown.
+EXPIRY_REASON = N_("Payment deadline passed")
 
 
 def expire_order(order_id: int, *, now: datetime | None = None) -> None:
@@ -546,9 +582,10 @@ def set_tracking_code(order_id: int, code: str, *, actor: Actor,
         if not can_set_tracking_code(order):
             if order.tracking_code_by_carrier:
                 raise InvalidTransition("This tracking code comes from the carrier and cannot be edited.")
-            label = order.status_info.label if order.status_info else "a draft"
+            label = Label(order.status_info.label) if order.status_info else L_("a draft")
             raise InvalidTransition(
-                f"Order {order.number} is {label}: its tracking code can no longer change.")
+                "Order %(number)s is %(status)s: its tracking code can no longer change.",
+                number=order.number, status=label)
         old = order.tracking_code
         if old == code:
             return order
@@ -566,15 +603,19 @@ def set_tracking_code(order_id: int, code: str, *, actor: Actor,
 
 def add_note(order_id: int, text: str, *, actor: Actor, now: datetime | None = None) -> None:
     """Internal note, visible to staff only."""
-    text = clean_text(text, "Note", max_len=2000, required=True)
+    text = clean_text(text, L_("Note"), max_len=2000, required=True)
     now = _now(now)
     with write_transaction():
         _locked_order(order_id)
         _event(order_id, "note_added", actor, {"text": text}, now)
 
 
-REFUND_METHODS = ("Original payment method", "FPS", "Bank transfer", "PayMe", "Cash",
-                  "Store credit", "Other")
+# How an order's payment method takes money (Order.payment_kind), as shown.
+PAYMENT_KINDS = {"manual": N_("manual"), "online": N_("online")}
+
+# Stored in the refund event as written here (message ids: translated where shown).
+REFUND_METHODS = (N_("Original payment method"), N_("FPS"), N_("Bank transfer"), N_("PayMe"),
+                  N_("Cash"), N_("Store credit"), N_("Other"))
 
 
 def record_refund_note(order_id: int, *, amount_cents: int, method: str, reference: str = "",
@@ -582,7 +623,7 @@ def record_refund_note(order_id: int, *, amount_cents: int, method: str, referen
     """Record, for the books, a refund made outside Shopdesk. No money moves."""
     if method not in REFUND_METHODS:
         raise ValidationError("Choose how the refund was made.")
-    reference = clean_text(reference, "Reference", max_len=120)
+    reference = clean_text(reference, L_("Reference"), max_len=120)
     now = _now(now)
     with write_transaction():
         order = _locked_order(order_id)
@@ -590,8 +631,8 @@ def record_refund_note(order_id: int, *, amount_cents: int, method: str, referen
             raise ValidationError("Refund amount must be more than zero.")
         if amount_cents > order.total_cents:
             raise ValidationError(
-                f"Refund amount cannot exceed the order total "
-                f"({format_money(order.total_cents, get_settings().currency)}).")
+                "Refund amount cannot exceed the order total (%(total)s).",
+                total=format_money(order.total_cents, get_settings().currency))
         _event(order_id, "refund_noted", actor,
                {"amount_cents": amount_cents, "method": method, "reference": reference}, now)
 

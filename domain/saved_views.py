@@ -9,6 +9,7 @@ from werkzeug.datastructures import MultiDict
 
 from domain.db import db, write_transaction
 from domain.errors import NotFound, ValidationError
+from domain.i18n import L_
 from domain.models import SavedView
 from domain.search import OrderQuery
 from domain.store import clean_text
@@ -20,7 +21,7 @@ def canonical_query_string(raw: str) -> str:
     """Parse through OrderQuery so only known, valid arguments are kept (no page)."""
     query = OrderQuery.from_args(MultiDict(parse_qsl(raw or "", keep_blank_values=False)))
     if query.errors:
-        raise ValidationError(query.errors[0])
+        raise query.errors[0]
     return urlencode(query.to_args(page=1), doseq=True)
 
 
@@ -31,7 +32,7 @@ def list_views(user_id: int) -> list[SavedView]:
 
 def save_view(user_id: int, name: str, query_string: str) -> SavedView:
     """Save (or overwrite, by name) the current list as a named view."""
-    name = clean_text(name, "View name", max_len=80, required=True)
+    name = clean_text(name, L_("View name"), max_len=80, required=True)
     canonical = canonical_query_string(query_string)
     with write_transaction() as session:
         view = session.scalar(select(SavedView).where(
@@ -40,7 +41,7 @@ def save_view(user_id: int, name: str, query_string: str) -> SavedView:
             count = session.scalar(select(func.count(SavedView.id)).where(
                 SavedView.user_id == user_id))
             if count >= MAX_VIEWS:
-                raise ValidationError(f"You can keep at most {MAX_VIEWS} saved views.")
+                raise ValidationError("You can keep at most %(max)s saved views.", max=MAX_VIEWS)
             view = SavedView(user_id=user_id, name=name, query_string=canonical)
             session.add(view)
         view.name, view.query_string = name, canonical

@@ -16,12 +16,14 @@ from sqlalchemy import Select, func, select
 
 from domain.db import db
 from domain.errors import ValidationError
+from domain.i18n import L_, N_, Label
 from domain.models import Order
 from domain.status import DeliveryStatus, OrderStatus
 from domain.store import get_settings
 
-SOURCES = {"online_store": "Online store", "on_behalf": "On behalf",
-           "live_stream": "Live stream", "api": "API"}
+# Message ids, translated where shown ({{ _(SOURCES[order.source]) }}).
+SOURCES = {"online_store": N_("Online store"), "on_behalf": N_("On behalf"),
+           "live_stream": N_("Live stream"), "api": N_("API")}
 LISTS = ("paid", "unpaid")
 MAX_PAGE = 100_000
 MAX_Q = 100
@@ -50,32 +52,32 @@ class Page:
         return self.page < self.pages
 
 
-def _int_list(values: list[str], what: str) -> tuple[int, ...]:
+def _int_list(values: list[str], what: Label) -> tuple[int, ...]:
     out = []
     for value in map(str, values):
         if value == "":
             continue
         if not value.isdigit() or len(value) > 9:
-            raise ValidationError(f"Unknown {what}.")
+            raise ValidationError("Unknown %(what)s.", what=what)
         out.append(int(value))
     return tuple(sorted(set(out)))
 
 
-def _choice_list(values: list[str], allowed, what: str) -> tuple[str, ...]:
+def _choice_list(values: list[str], allowed, what: Label) -> tuple[str, ...]:
     out = [str(v) for v in values if v != ""]
     bad = [v for v in out if v not in allowed]
     if bad:
-        raise ValidationError(f"Unknown {what}: {bad[0][:40]}.")
+        raise ValidationError("Unknown %(what)s: %(value)s.", what=what, value=bad[0][:40])
     return tuple(sorted(set(out)))
 
 
-def _date(value: str | None, what: str) -> date | None:
+def _date(value: str | None, what: Label) -> date | None:
     if not value:
         return None
     try:
         return date.fromisoformat(value)
     except ValueError as exc:
-        raise ValidationError(f"{what} must be a date like 2026-01-31.") from exc
+        raise ValidationError("%(field)s must be a date like 2026-01-31.", field=what) from exc
 
 
 @dataclass(frozen=True)
@@ -92,7 +94,9 @@ class OrderQuery:
     product_ids: tuple[int, ...] = ()
     page: int = 1
     per_page: int = 50
-    errors: tuple[str, ...] = field(default=(), compare=False)
+    # Refusals of bad arguments (ValidationError: str() is English, the view
+    # shows translate_error(e)).
+    errors: tuple[ValidationError, ...] = field(default=(), compare=False)
 
     # ------------------------------------------------------------ URL round trip
 
@@ -100,44 +104,44 @@ class OrderQuery:
     def from_args(cls, args, *, per_page: int = 50) -> OrderQuery:
         """Build from request.args. Bad values are dropped and reported in
         ``errors`` so the merchant sees why, instead of a crash or a silent guess."""
-        errors: list[str] = []
+        errors: list[ValidationError] = []
         values: dict = {"per_page": per_page}
 
         def take(name, parse):
             try:
                 values[name] = parse()
             except ValidationError as exc:
-                errors.append(str(exc))
+                errors.append(exc)
 
         lst = args.get("list", "paid")
         values["list"] = lst if lst in LISTS else "paid"
         if lst not in LISTS:
-            errors.append("Unknown list; showing paid orders.")
+            errors.append(ValidationError("Unknown list; showing paid orders."))
         status = args.get("status", "")
         if status and status not in OrderStatus.__members__.values():
-            errors.append("Unknown status tab; showing all.")
+            errors.append(ValidationError("Unknown status tab; showing all."))
             status = ""
         values["status"] = status
         q = (args.get("q") or "").strip()
         if len(q) > MAX_Q:
-            errors.append(f"Search is limited to {MAX_Q} characters.")
+            errors.append(ValidationError("Search is limited to %(max)s characters.", max=MAX_Q))
             q = q[:MAX_Q]
         # Control characters go; other spaces (U+3000 from a Chinese input
         # method, a no-break space) stay spaces, so words stay apart.
         values["q"] = "".join(ch if ch.isprintable() else " " if ch.isspace() else ""
                               for ch in q)
-        take("date_from", lambda: _date(args.get("from"), "From date"))
-        take("date_to", lambda: _date(args.get("to"), "To date"))
-        take("payment_method_ids", lambda: _int_list(args.getlist("payment"), "payment method"))
-        take("shipping_method_ids", lambda: _int_list(args.getlist("shipping"), "shipping method"))
-        take("product_ids", lambda: _int_list(args.getlist("product"), "product"))
+        take("date_from", lambda: _date(args.get("from"), L_("From date")))
+        take("date_to", lambda: _date(args.get("to"), L_("To date")))
+        take("payment_method_ids", lambda: _int_list(args.getlist("payment"), L_("payment method")))
+        take("shipping_method_ids", lambda: _int_list(args.getlist("shipping"), L_("shipping method")))
+        take("product_ids", lambda: _int_list(args.getlist("product"), L_("product")))
         take("delivery_statuses", lambda: _choice_list(
-            args.getlist("delivery"), DeliveryStatus.__members__.values(), "delivery status"))
-        take("sources", lambda: _choice_list(args.getlist("source"), SOURCES, "order source"))
+            args.getlist("delivery"), DeliveryStatus.__members__.values(), L_("delivery status")))
+        take("sources", lambda: _choice_list(args.getlist("source"), SOURCES, L_("order source")))
         page = str(args.get("page", "1"))
         values["page"] = min(int(page), MAX_PAGE) if page.isdigit() and int(page) >= 1 else 1
         if values.get("date_from") and values.get("date_to") and values["date_from"] > values["date_to"]:
-            errors.append("From date is after To date; the dates were swapped.")
+            errors.append(ValidationError("From date is after To date; the dates were swapped."))
             values["date_from"], values["date_to"] = values["date_to"], values["date_from"]
         return cls(**values, errors=tuple(errors))
 

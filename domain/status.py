@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from domain.i18n import N_
+
 
 class OrderStatus(StrEnum):
     # Created with a manual payment method; stock held; waiting for proof.
@@ -27,11 +29,12 @@ class OrderStatus(StrEnum):
 
 
 STATUS_LABELS = {
-    OrderStatus.PENDING_PAYMENT: "Pending payment",
-    OrderStatus.PENDING_CONFIRMATION: "Payment pending confirmation",
-    OrderStatus.PROCESSING: "Processing",
-    OrderStatus.COMPLETED: "Completed",
-    OrderStatus.CANCELED: "Canceled",
+    # Message ids: translated where shown ({{ _(order.status_info.label) }}).
+    OrderStatus.PENDING_PAYMENT: N_("Pending payment"),
+    OrderStatus.PENDING_CONFIRMATION: N_("Payment pending confirmation"),
+    OrderStatus.PROCESSING: N_("Processing"),
+    OrderStatus.COMPLETED: N_("Completed"),
+    OrderStatus.CANCELED: N_("Canceled"),
 }
 
 STATUS_COLOURS = {
@@ -55,7 +58,18 @@ class DeliveryStatus(StrEnum):
 
     @property
     def label(self) -> str:
-        return self.value.replace("_", " ").capitalize()
+        return DELIVERY_LABELS[self]
+
+
+# Message ids, translated where shown (an explicit table: a label computed from
+# the value could not be extracted for translation).
+DELIVERY_LABELS = {
+    DeliveryStatus.UNFULFILLED: N_("Unfulfilled"),
+    DeliveryStatus.READY_FOR_PICKUP: N_("Ready for pickup"),
+    DeliveryStatus.SHIPPED: N_("Shipped"),
+    DeliveryStatus.PICKED_UP: N_("Picked up"),
+    DeliveryStatus.RETURNED: N_("Returned"),
+}
 
 
 # action -> (statuses it may start from, status it leads to,

@@ -22,7 +22,8 @@ pytest_plugins = ["jobs_fixtures"]
 ALLOWED = {"FPS", "PayMe", "Octopus", "Alipay", "Tap", "Go", "Shopdesk", "HK", "SKU",
            "PDF", "JPEG", "JPG", "PNG", "HEIC", "MB", "KB", "Excel", "xlsx", "CSV", "WhatsApp",
            "Email", "HKD", "OK", "Visa", "Mastercard", "English", "AM", "PM", "ID",
-           "App", "Store", "Google", "Apple", "Pay"}
+           "App", "Store", "Google", "Apple", "Pay",
+           "API", "Ctrl"}  # an order source read as a code; a key name on the keyboard
 VISIBLE_ATTRS = ("placeholder", "title", "aria-label", "alt")
 WORD = re.compile(r"[A-Za-z][A-Za-z'’]*")
 EMAIL_OR_URL = re.compile(r"\S+@\S+|https?://\S+|/[\w/.-]+")

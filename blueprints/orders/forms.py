@@ -1,5 +1,7 @@
 """Forms for the order desk. Every mutation is a FlaskForm, so every one carries CSRF."""
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
@@ -12,31 +14,35 @@ class ConfirmForm(FlaskForm):
 
 
 class ReasonForm(FlaskForm):
-    reason = TextAreaField("Reason", validators=[DataRequired("Give a reason."), Length(max=500)])
+    reason = TextAreaField(_l("Reason"), validators=[DataRequired(_l("Give a reason.")),
+                                                      Length(max=500)])
 
 
 class ShipForm(FlaskForm):
-    tracking_code = StringField("Tracking code", validators=[Optional(), Length(max=64)])
+    tracking_code = StringField(_l("Tracking code"), validators=[Optional(), Length(max=64)])
 
 
 class TrackingForm(FlaskForm):
-    tracking_code = StringField("Tracking code", validators=[Length(max=64)])
+    tracking_code = StringField(_l("Tracking code"), validators=[Length(max=64)])
 
 
 class NoteForm(FlaskForm):
-    text = TextAreaField("Internal note", validators=[DataRequired("Write the note."),
-                                                      Length(max=2000)])
+    text = TextAreaField(_l("Internal note"), validators=[DataRequired(_l("Write the note.")),
+                                                          Length(max=2000)])
 
 
 class RefundNoteForm(FlaskForm):
-    amount = StringField("Amount refunded", validators=[DataRequired("Give the amount.")])
-    method = SelectField("Refunded by", choices=[(m, m) for m in REFUND_METHODS])
-    reference = StringField("Reference", validators=[Optional(), Length(max=120)])
+    amount = StringField(_l("Amount refunded"), validators=[DataRequired(_l("Give the amount."))])
+    # The stored value stays the message id; the option reads in the reader's language.
+    method = SelectField(_l("Refunded by"), choices=[(m, _l(m)) for m in REFUND_METHODS])
+    reference = StringField(_l("Reference"), validators=[Optional(), Length(max=120)])
 
 
 def first_error(form: FlaskForm) -> str:
     for field_name, errors in form.errors.items():
         if errors:
             label = getattr(form, field_name).label.text if hasattr(form, field_name) else ""
-            return f"{label}: {errors[0]}" if label and field_name != "csrf_token" else errors[0]
-    return "The form is not valid."
+            if label and field_name != "csrf_token":
+                return _("%(field)s: %(error)s", field=label, error=errors[0])
+            return str(errors[0])
+    return _("The form is not valid.")

@@ -16,6 +16,7 @@ from flask import (
     send_file,
     url_for,
 )
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from werkzeug.datastructures import MultiDict
 
@@ -28,12 +29,14 @@ from blueprints.orders.forms import (
     TrackingForm,
     first_error,
 )
+from blueprints.i18n import translate_error
 from blueprints.rendering import is_htmx, render
 from domain import orders as actions
 from domain import saved_views
 from domain.actors import Actor
 from domain.errors import DomainError
 from domain.exports import SYNC_LIMIT, export_filename, export_orders, matching_ids
+from domain.i18n import N_
 from domain.money import parse_money
 from domain.proofs import reused_proof_order_numbers
 from domain.search import SOURCES, OrderQuery
@@ -144,10 +147,10 @@ def export():
     try:
         ids = _selected_ids(request.form)
     except DomainError as exc:
-        flash(str(exc), "error")
+        flash(translate_error(exc), "error")
         return redirect(back)
     if not ids:
-        flash("No orders match; nothing to export.", "error")
+        flash(_("No orders match; nothing to export."), "error")
         return redirect(back)
     if len(ids) > SYNC_LIMIT:
         from jobs.exports import export_orders_job
@@ -158,7 +161,8 @@ def export():
         return redirect(url_for("background.progress", job_id=job.id))
     handle = tempfile.NamedTemporaryFile(suffix=".xlsx", delete=False)
     handle.close()
-    export_orders(ids, handle.name)
+    # Headers and labels in the exporting staff member's language (this request's).
+    export_orders(ids, handle.name, translate=_)
 
     @after_this_request
     def remove_file(response):
@@ -186,10 +190,10 @@ def save_view():
             raise DomainError("The form expired; reload and try again.")
         view = saved_views.save_view(current_user.id, request.form.get("name", ""), query_string)
     except DomainError as exc:
-        flash(str(exc), "error")
+        flash(translate_error(exc), "error")
         args = OrderQuery.from_args(MultiDict(parse_qsl(query_string))).to_args()
         return redirect(url_for("orders.index", **args))
-    flash(f"Saved view “{view.name}”.", "success")
+    flash(_("Saved view “%(name)s”.", name=view.name), "success")
     return redirect(url_for("orders.index") + ("?" + view.query_string if view.query_string else ""))
 
 
@@ -199,9 +203,9 @@ def delete_view(view_id: int):
     if ConfirmForm().validate_on_submit():
         try:
             saved_views.delete_view(current_user.id, view_id)
-            flash("Saved view deleted.", "success")
+            flash(_("Saved view deleted."), "success")
         except DomainError as exc:
-            flash(str(exc), "error")
+            flash(translate_error(exc), "error")
     return redirect(url_for("orders.index"))
 
 
@@ -210,7 +214,9 @@ def _order_context(order, **extra) -> dict:
                 history=actions.order_history(order.id),
                 ship_form=ShipForm(), reason_form=ReasonForm(), confirm_form=ConfirmForm(),
                 note_form=NoteForm(), refund_form=RefundNoteForm(),
-                reused_proof=reused_proof_order_numbers(order), **extra)
+                reused_proof=reused_proof_order_numbers(order),
+                payment_kinds=actions.PAYMENT_KINDS, expiry_reason=actions.EXPIRY_REASON,
+                refund_methods=actions.REFUND_METHODS, **extra)
 
 
 @bp.get("/orders/<number>")
@@ -232,22 +238,23 @@ def _done(order, message: str, *, error: bool = False):
 
 
 def _run(number: str, form, action, success: str):
-    """Validate ``form``, call the domain ``action`` and report the outcome."""
+    """Validate ``form``, call the domain ``action`` and report the outcome.
+    ``success`` is a message id (marked N_) with an optional %(number)s."""
     order = _order_or_404(number)
     if not form.validate_on_submit():
         return _done(order, first_error(form), error=True)
     try:
         action(order, form)
     except DomainError as exc:
-        return _done(order, str(exc), error=True)
-    return _done(order, success.format(number=order.number))
+        return _done(order, translate_error(exc), error=True)
+    return _done(order, _(success, number=order.number))
 
 
 @bp.post("/orders/<number>/confirm-payment")
 def confirm_payment(number: str):
     """Confirm the payment: the order moves to Processing."""
     return _run(number, ConfirmForm(), lambda o, f: actions.confirm_payment(o.id, actor=_actor()),
-                "Payment confirmed for {number}.")
+                N_("Payment confirmed for %(number)s."))
 
 
 @bp.post("/orders/<number>/decline-proof")
@@ -257,7 +264,7 @@ def decline_proof(number: str):
                 # a decline starts a fresh payment deadline: schedule its expiry
                 lambda o, f: schedule_deadline_jobs(
                     actions.decline_proof(o.id, f.reason.data, actor=_actor())),
-                "Proof declined for {number}; the customer is asked to pay again.")
+                N_("Proof declined for %(number)s; the customer is asked to pay again."))
 
 
 @bp.post("/orders/<number>/ship")
@@ -266,7 +273,7 @@ def ship(number: str):
     return _run(number, ShipForm(),
                 lambda o, f: actions.ship_order(o.id, actor=_actor(),
                                                 tracking_code=f.tracking_code.data),
-                "{number} is shipped and completed.")
+                N_("%(number)s is shipped and completed."))
 
 
 @bp.post("/orders/<number>/ready-for-pickup")
@@ -274,7 +281,7 @@ def ready_for_pickup(number: str):
     """Tell the customer the order waits for them in the shop."""
     return _run(number, ConfirmForm(),
                 lambda o, f: actions.mark_ready_for_pickup(o.id, actor=_actor()),
-                "{number} is ready for pickup.")
+                N_("%(number)s is ready for pickup."))
 
 
 @bp.post("/orders/<number>/complete-pickup")
@@ -282,7 +289,7 @@ def complete_pickup(number: str):
     """The customer collected the order: it is completed."""
     return _run(number, ConfirmForm(),
                 lambda o, f: actions.complete_pickup(o.id, actor=_actor()),
-                "{number} was picked up and is completed.")
+                N_("%(number)s was picked up and is completed."))
 
 
 @bp.post("/orders/<number>/reject")
@@ -290,7 +297,7 @@ def reject(number: str):
     """Reject (cancel) the order with a reason; its stock returns at once."""
     return _run(number, ReasonForm(),
                 lambda o, f: actions.reject_order(o.id, f.reason.data, actor=_actor()),
-                "{number} was rejected and its stock returned. No refund was made.")
+                N_("%(number)s was rejected and its stock returned. No refund was made."))
 
 
 @bp.post("/orders/<number>/notes")
@@ -298,7 +305,7 @@ def add_note(number: str):
     """Add an internal note to the history."""
     return _run(number, NoteForm(),
                 lambda o, f: actions.add_note(o.id, f.text.data, actor=_actor()),
-                "Note added.")
+                N_("Note added."))
 
 
 @bp.post("/orders/<number>/refund-notes")
@@ -308,7 +315,7 @@ def add_refund_note(number: str):
         actions.record_refund_note(order.id, amount_cents=parse_money(form.amount.data),
                                    method=form.method.data,
                                    reference=form.reference.data or "", actor=_actor())
-    return _run(number, RefundNoteForm(), record, "Refund note recorded.")
+    return _run(number, RefundNoteForm(), record, N_("Refund note recorded."))
 
 
 # ------------------------------------------------------------------ tracking code
@@ -338,8 +345,9 @@ def edit_tracking(number: str):
     if not is_htmx():
         return redirect(url_for("orders.detail", number=number) + "#tracking")
     if not actions.can_set_tracking_code(order):
-        reason = ("Set by the carrier; it cannot be edited." if order.tracking_code_by_carrier
-                  else f"{order.status_info.label} orders keep their tracking code.")
+        reason = (_("Set by the carrier; it cannot be edited.") if order.tracking_code_by_carrier
+                  else _("%(status)s orders keep their tracking code.",
+                         status=_(order.status_info.label) if order.status_info else _("Draft")))
         return _tracking_fragment(order, error=reason)
     return _tracking_fragment(order, editing=True)
 
@@ -351,16 +359,21 @@ def save_tracking(number: str):
     form = TrackingForm()
     try:
         if not form.validate_on_submit():
-            raise DomainError(first_error(form))
-        order = actions.set_tracking_code(order.id, form.tracking_code.data or "", actor=_actor())
+            problem = first_error(form)
+        else:
+            order = actions.set_tracking_code(order.id, form.tracking_code.data or "",
+                                              actor=_actor())
+            problem = None
     except DomainError as exc:
+        problem = translate_error(exc)
+    if problem is not None:
         if not is_htmx():
-            flash(str(exc), "error")
+            flash(problem, "error")
             return redirect(url_for("orders.detail", number=number))
         editable = actions.can_set_tracking_code(actions.get_order(order.id))
         return _tracking_fragment(actions.get_order(order.id), editing=editable,
-                                  error=str(exc), form=form, status=422)
+                                  error=problem, form=form, status=422)
     if not is_htmx():
-        flash("Tracking code saved.", "success")
+        flash(_("Tracking code saved."), "success")
         return redirect(url_for("orders.detail", number=number))
     return _tracking_fragment(order)

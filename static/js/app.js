@@ -50,12 +50,15 @@
     var count = document.getElementById("bulk-count");
     var everything = matching();
     if (all) all.checked = boxes.length > 0 && ticked === boxes.length;
+    // The texts come from the page, in the reader's language (data-text-*).
+    var text = form.dataset;
     if (everything) {
-      count.textContent = "All " + total + " matching orders selected";
-      matchingLink.textContent = "Clear selection";
+      count.textContent = text.textAll;
+      matchingLink.textContent = text.textClear;
     } else {
-      count.textContent = ticked ? ticked + " selected" : total + " order" + (total === 1 ? "" : "s");
-      matchingLink.textContent = "Select all " + total + " orders matching";
+      var tickedText = ticked === 1 ? text.textTickedOne : text.textTickedOther;
+      count.textContent = ticked ? tickedText.replace("{n}", ticked) : text.textNone;
+      matchingLink.textContent = text.textMatch;
     }
     matchingLink.classList.toggle("hidden", !(everything || (ticked === boxes.length && ticked > 0 && total > ticked)));
     // With script, nothing ticked means nothing to export; without it the server says so.
