@@ -491,9 +491,11 @@ def test_unknown_user_loader_id_mismatch_is_anonymous(app, owner, staff):
 
 def test_signing_in_again_in_the_same_browser_replaces_its_old_session(app, owner):
     client = sign_in(app, owner)
-    # Flask-Login's "strong" check drops the user when the address changes, but the
-    # browser still carries its old session id.
-    client.http._http.environ_base["REMOTE_ADDR"] = "198.51.100.23"
+    # The browser reaches the sign-in page again while still carrying its old
+    # session id (its Flask-Login identity was dropped, as after a cookie mix-up).
+    with client.http._http.session_transaction() as cookie_session:
+        assert cookie_session.get("sid")
+        cookie_session.pop("_user_id", None)
     assert not signed_in(client)
     page = client.http.get("/login")
     response = client.http.post("/login", data={
@@ -501,3 +503,12 @@ def test_signing_in_again_in_the_same_browser_replaces_its_old_session(app, owne
         "csrf_token": client.token_from(page.get_data(as_text=True))})
     assert response.status_code == 302
     assert live_count(owner.id) == 1 and signed_in(client)
+
+
+def test_a_phone_moving_between_networks_stays_signed_in(app, owner):
+    """Revocation is the server-side record's job, so a new client address (Wi-Fi to
+    mobile data) does not sign the person out; signing out still ends it."""
+    client = sign_in(app, owner)
+    client.http._http.environ_base["REMOTE_ADDR"] = "198.51.100.23"
+    assert signed_in(client)
+    assert live_count(owner.id) == 1
