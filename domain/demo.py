@@ -38,6 +38,7 @@ from domain.models import (
 )
 from domain.money import format_money
 from domain.orders import order_number_for
+from domain.phones import store_region, to_e164
 from domain.status import DeliveryStatus, OrderStatus
 from domain.store import ensure_store_defaults, get_settings
 
@@ -160,6 +161,9 @@ def _seed_orders(orders, seed, now, rng, prefix, settings, stored) -> None:
         customer_count = max(50, orders // 4)
         start_customer = (session.scalar(select(func.max(Customer.id))) or 0) + 1
         customers = [_customer(rng, i) for i in range(customer_count)]
+        region = store_region()
+        for cust in customers:  # as place_order stores it (bulk inserts bypass it)
+            cust["e164"] = to_e164(cust["phone"], region)
         for chunk in range(0, customer_count, CHUNK):
             session.execute(insert(Customer), [
                 {"id": start_customer + i, "created_at": now - timedelta(days=400), **c}
@@ -200,7 +204,8 @@ def _seed_orders(orders, seed, now, rng, prefix, settings, stored) -> None:
                 "source": "on_behalf" if draft else _weighted(rng, SOURCE_WEIGHTS),
                 "public_token": new_token(),
                 "customer_id": start_customer + cust_index, "customer_name": cust["name"],
-                "customer_phone": cust["phone"], "customer_email": cust["email"],
+                "customer_phone": cust["phone"], "customer_phone_e164": cust["e164"],
+                "customer_email": cust["email"],
                 "shipping_address": "" if ship_kind == "pickup" else cust["address"],
                 "payment_method_id": None if draft else pay_id,
                 "payment_method_name": "" if draft else pay_name,

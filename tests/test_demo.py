@@ -151,3 +151,12 @@ def test_review_queue_images_load_for_staff(app, seeded, staff_client, client):
             image.verify()
     # and nobody signed out gets them
     assert client.get(sources[0]).status_code == 302
+
+
+def test_demo_orders_store_the_e164_phone_like_placed_orders(app, tmp_path):
+    from domain.phones import store_e164
+
+    app.config["UPLOAD_FOLDER"] = str(tmp_path / "uploads")
+    seed_demo(orders=60, seed=3)
+    rows = db.session.execute(select(Order.customer_phone, Order.customer_phone_e164)).all()
+    assert rows and all(e164 and e164 == store_e164(phone) for phone, e164 in rows)
