@@ -74,6 +74,9 @@ def test_orders_list_reads_in_chinese(owner_client, desk, htmx):
     # the texts app.js shows as the selection changes come translated from the page
     assert 'data-text-all="已選取全部 5 張符合的訂單"' in html
     assert 'data-text-ticked-one="已選 {n} 張"' in html
+    # the phone layout selects cells by their (English, unseen) data-label; what it
+    # shows before the tracking code is the translated caption
+    assert html.count('<td data-label="Status">') == 5 and 'data-caption="追蹤編號："' in html
     if not htmx:
         assert "<h1>訂單</h1>" in html and 'placeholder="搜尋姓名、電話、電郵、產品、條碼或訂單編號"' in html
     _no_english(html, "/orders" + (" (htmx)" if htmx else ""))
