@@ -20,6 +20,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from werkzeug.datastructures import MultiDict
 
+from blueprints.i18n import translate_error
 from blueprints.orders.forms import (
     ConfirmForm,
     NoteForm,
@@ -29,7 +30,6 @@ from blueprints.orders.forms import (
     TrackingForm,
     first_error,
 )
-from blueprints.i18n import translate_error
 from blueprints.rendering import is_htmx, render
 from domain import orders as actions
 from domain import saved_views
