@@ -5,6 +5,7 @@ duplicate history entries; no stale lists; export without JavaScript."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from urllib.parse import quote
 
@@ -35,23 +36,41 @@ def chans(make_variant, make_order):
     }
 
 
-def numbers_on(page) -> list[str]:
-    return sorted(page.locator("tr.order-row .order-link").all_inner_texts())
-
-
 def expect_list(page, url: str, *, q: str, payments: set[int], status: str, orders) -> None:
     """The address, the rows, the search box, the ticks and the tab all say the same."""
     page.wait_for_url(url)
-    expect(page.locator("tr.order-row")).to_have_count(len(orders))
-    assert numbers_on(page) == sorted(o.number for o in orders)
+    newest_first = sorted(orders, key=lambda o: o.id, reverse=True)
+    expect(page.locator("tr.order-row .order-link")).to_have_text([o.number for o in newest_first])
     expect(page.locator("#q")).to_have_value(q)
     for box in page.locator("#order-filters input[name=payment]").all():
-        assert box.is_checked() == (int(box.get_attribute("value")) in payments), box.get_attribute("value")
+        expect(box).to_be_checked(checked=int(box.get_attribute("value")) in payments)
     current = page.locator("#status-tabs a[aria-current=page]")
     expect(current).to_have_count(1)
-    assert (current.get_attribute("data-status") or "") == status
+    if status:
+        expect(current).to_have_attribute("data-status", status)
+    else:
+        expect(current).not_to_have_attribute("data-status", re.compile(".*"))
     # what a submit would send is what the address says (the hidden tab field too)
     expect(page.locator("#order-filters input[name=status]")).to_have_value(status)
+
+
+def _through_history(page, step) -> None:
+    """Go Back or Forward within the list and wait until htmx has restored the page
+    (until then the page still shows the entry it left)."""
+    page.evaluate("() => { window.__restored = new Promise(function (done) {"
+                  " document.body.addEventListener('htmx:historyRestore', done, {once: true}); }); }")
+    step()
+    page.evaluate("Promise.race([window.__restored, new Promise(function (_, fail) {"
+                  " setTimeout(function () { fail(new Error('no htmx:historyRestore')); }, 10000);"
+                  " })])")
+
+
+def back(page) -> None:
+    _through_history(page, page.go_back)
+
+
+def forward(page) -> None:
+    _through_history(page, page.go_forward)
 
 
 def test_back_forward_reload_keep_the_form_in_step_with_the_url(live_server, browser, owner,
@@ -76,17 +95,17 @@ def test_back_forward_reload_keep_the_form_in_step_with_the_url(live_server, bro
     expect_list(page, tabbed, q="陳", payments={card}, status="processing", orders=[chans["card"]])
 
     # when / then: Back, Back, Forward, reload
-    page.go_back()
+    back(page)
     expect_list(page, filtered, q="陳", payments={card}, status="", orders=[chans["card"]])
-    page.go_back()
+    back(page)
     expect_list(page, searched, q="陳", payments=set(), status="", orders=every_chan)
-    page.go_forward()
+    forward(page)
     expect_list(page, filtered, q="陳", payments={card}, status="", orders=[chans["card"]])
     page.reload()
     expect_list(page, filtered, q="陳", payments={card}, status="", orders=[chans["card"]])
 
     # a filter changed after Back keeps the search
-    page.go_back()
+    back(page)
     expect_list(page, searched, q="陳", payments=set(), status="", orders=every_chan)
     filters = page.locator("details.filter-panel")
     if filters.get_attribute("open") is None:
@@ -96,8 +115,8 @@ def test_back_forward_reload_keep_the_form_in_step_with_the_url(live_server, bro
                 orders=chans["fps"])
 
     # Back to the very first page of the list: an empty form
-    page.go_back()
-    page.go_back()
+    back(page)
+    back(page)
     expect_list(page, base, q="", payments=set(), status="",
                 orders=[*every_chan, chans["other"]])
 
@@ -115,7 +134,7 @@ def test_screenshots_after_back(live_server, browser, owner, chans):
         page.wait_for_url(f"**/orders?q={CHAN}&payment={card}")
         page.click("#status-tabs a[data-status=processing]")
         page.wait_for_url("**status=processing**")
-        page.go_back()
+        back(page)
         page.wait_for_url(f"**/orders?q={CHAN}&payment={card}")
         expect(page.locator("#q")).to_have_value("陳")
         page.screenshot(path=str(SHOTS / f"orders-after-back-{width}.png"), full_page=True)
@@ -144,7 +163,7 @@ def test_leaving_the_search_box_adds_no_history_entry(live_server, browser, owne
     # then: still one entry for this search, and the address is unchanged
     assert page.evaluate("history.length") == entries
     assert page.url == f"{live_server}/orders?q={CHAN}"
-    page.go_back()
+    back(page)
     page.wait_for_url(f"{live_server}/orders")
     expect(page.locator("#q")).to_have_value("")
 
@@ -162,12 +181,38 @@ def test_htmx_history_restore_shows_the_list_as_it_is_now(live_server, browser, 
 
     # when: the order changes while the merchant looks at another tab, then Back
     reject_order(order.id, "Customer cancelled", actor=SYSTEM)
-    page.go_back()
+    back(page)
 
     # then: the list shows the order as it is now, not a snapshot
     page.wait_for_url(f"**/orders?q={CHAN}")
     expect(row_status).to_have_attribute("data-status", "canceled")
     expect(page.locator("#q")).to_have_value("陳")
+
+
+def test_a_failed_history_fetch_loads_the_address_plainly(live_server, browser, owner, chans):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    browser_login(page, live_server, owner.email)
+    page.fill("#q", "陳")
+    page.wait_for_url(f"{live_server}/orders?q={CHAN}")
+    page.click("#status-tabs a[data-status=processing]")
+    page.wait_for_url("**status=processing**")
+    failed = []
+
+    def fail_the_first_restore(route):
+        if route.request.headers.get("hx-history-restore-request") == "true" and not failed:
+            failed.append(route.request.url)
+            route.fulfill(status=500, body="Internal Server Error")
+        else:
+            route.continue_()
+
+    # when: htmx's fetch of the page for Back fails
+    page.route("**/orders?**", fail_the_first_restore)
+    page.go_back()
+
+    # then: the rows and form of the tab just left do not stay under the new address
+    expect_list(page, f"{live_server}/orders?q={CHAN}", q="陳", payments=set(), status="",
+                orders=[*chans["fps"], chans["card"]])
+    assert failed == [f"{live_server}/orders?q={CHAN}"]
 
 
 @pytest.mark.parametrize("arrival", ["typed", "opened"])

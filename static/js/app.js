@@ -147,13 +147,21 @@
 })();
 // ---- end H5 ----
 
-// ---- H4 (issue 7): the orders list and the back/forward cache. ----
-// A page the browser kept whole in its back/forward cache comes back as it was
-// when the merchant left it: rows that may have changed since. Load it again, so
-// Back always shows the list as it is now (the server renders the form from the URL).
+// ---- H4 (issue 7): the orders list, Back/Forward and the back/forward cache. ----
+// The list keeps no htmx history snapshot (hx-history="false"): on Back/Forward
+// htmx fetches the whole page for the new address, and the server renders the
+// form from the URL. Two ways the page could still disagree with its address:
 (function () {
+  // A page the browser kept whole in its back/forward cache comes back as it was
+  // when the merchant left it: rows that may have changed since. Load it again.
   window.addEventListener("pageshow", function (event) {
     if (event.persisted && document.getElementById("order-filters")) window.location.reload();
+  });
+  // htmx could not fetch the page for the new address (server error, network):
+  // the old entry's rows and form would stay under the new address. Load it
+  // plainly instead, so the browser shows what that address gives.
+  document.addEventListener("htmx:historyCacheMissLoadError", function () {
+    if (document.getElementById("order-filters")) window.location.reload();
   });
 })();
 // ---- end H4 ----
