@@ -79,7 +79,7 @@ def test_expiry_against_proof_upload(app, place_unpaid, make_variant, samples):
         status = db.session.get(Order, order_id).status
         if expire == ("ok", "expired"):
             # expiry won: the upload was refused with a message, its file removed
-            assert upload[0] == "refused" and "Canceled" in upload[1], upload
+            assert upload[0] == "refused" and "was canceled" in upload[1], upload
             assert status == "canceled" and events.get("proof_uploaded") is None
             expected_stock += 2
             wins["expire"] += 1
