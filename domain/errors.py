@@ -9,7 +9,7 @@ logs and the command line.
 
 from __future__ import annotations
 
-from domain.i18n import Label, N_
+from domain.i18n import N_, Label
 
 
 class DomainError(Exception):

@@ -10,7 +10,7 @@ import os
 import uuid
 
 import pytest
-from sqlalchemy import func, select, text, update
+from sqlalchemy import select, text, update
 
 from domain import orders as actions
 from domain.db import db

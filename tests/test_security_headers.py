@@ -14,7 +14,6 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from conftest import Client
 from PIL import Image
 
 from app import create_app
