@@ -27,9 +27,8 @@ def upgrade():
 
 
 def downgrade():
-    with op.batch_alter_table('orders') as batch:
-        batch.drop_column('locale')
-    with op.batch_alter_table('user') as batch:
-        batch.drop_column('locale')
-    with op.batch_alter_table('store_settings') as batch:
-        batch.drop_column('language')
+    # Plain DROP COLUMN (SQLite 3.35+ and PostgreSQL): a batch copy of orders would
+    # trip the search-index triggers that name it.
+    op.execute('ALTER TABLE "orders" DROP COLUMN locale')
+    op.execute('ALTER TABLE "user" DROP COLUMN locale')
+    op.execute('ALTER TABLE "store_settings" DROP COLUMN language')
