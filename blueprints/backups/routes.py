@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, request, send_file, url_for
 from flask_babel import gettext as _
-from flask_login import current_user, login_required
+from flask_login import current_user
 
+from blueprints.access import owner_only
 from blueprints.backups.forms import BackupNowForm
 from blueprints.rendering import is_htmx, render
 from domain.backup import default_backup_dir, latest_backup, list_backups
@@ -13,14 +14,7 @@ from jobs.backups import backup_job
 from jobs.queue import enqueue_job, get_job
 
 bp = Blueprint("backups", __name__, url_prefix="/settings/backups")
-
-
-@bp.before_request
-@login_required
-def require_owner():
-    """Backups hold every customer's details: owner only, staff get 403."""
-    if not current_user.is_owner:
-        abort(403)
+owner_only(bp)  # backups hold every customer's details
 
 
 def _backup_job(job_id: str | None):

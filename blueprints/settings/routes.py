@@ -6,8 +6,8 @@ from flask import Blueprint, abort, flash, redirect, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
-from flask_login import current_user, login_required
 
+from blueprints.access import owner_only
 from blueprints.auth.forms import CsrfOnlyForm
 from blueprints.auth.routes import reload_page
 from blueprints.i18n import translate_error
@@ -27,14 +27,7 @@ from domain.errors import DomainError
 from domain.money import cents_to_input
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")
-
-
-@bp.before_request
-@login_required
-def require_owner():
-    """Settings are the owner's: staff get 403."""
-    if not current_user.is_owner:
-        abort(403)
+owner_only(bp)  # settings are the owner's: staff get 403
 
 
 def _outcome(form, action, success: str, endpoint: str):
