@@ -98,11 +98,15 @@ def translate_error(exc: DomainError) -> str:
     return str(exc)
 
 
-def method_label(text: str | None) -> str:
-    """A payment/shipping method's name or instructions as shown: Shopdesk's built-in
-    defaults (marked N_ in domain/store.py) are translated, a merchant's own text
-    (no message id) comes back as typed."""
+def stored_text(text: str | None) -> str:
+    """Text kept in the data that Shopdesk may have written itself: built-in method
+    names and instructions (marked N_ in domain/store.py), the expiry reason. Those
+    are message ids and read in the reader's language; what a merchant or customer
+    typed has no message id and comes back as typed."""
     return gettext(text) if text else ""
+
+
+method_label = stored_text  # a method's name or instructions
 
 
 def device_label(device: str | None) -> str:
@@ -205,4 +209,4 @@ def init_i18n(app: Flask) -> None:
     app.jinja_env.globals.update(
         LOCALES=LOCALES, LOCALE_NAMES=LOCALE_NAMES, current_locale=current_locale,
         html_lang=html_lang, timezone_name=timezone_name, translate_error=translate_error,
-        method_label=method_label, device_label=device_label)
+        method_label=method_label, stored_text=stored_text, device_label=device_label)

@@ -215,7 +215,7 @@ def _order_context(order, **extra) -> dict:
                 ship_form=ShipForm(), reason_form=ReasonForm(), confirm_form=ConfirmForm(),
                 note_form=NoteForm(), refund_form=RefundNoteForm(),
                 reused_proof=reused_proof_order_numbers(order),
-                payment_kinds=actions.PAYMENT_KINDS, expiry_reason=actions.EXPIRY_REASON,
+                payment_kinds=actions.PAYMENT_KINDS,
                 refund_methods=actions.REFUND_METHODS, **extra)
 
 
