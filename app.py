@@ -54,6 +54,21 @@ def create_app(test_config: dict | None = None) -> Flask:
             "DATABASE_URL", f"sqlite:///{Path(app.instance_path) / 'shopdesk.db'}"),
         SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
         REDIS_URL=os.environ.get("REDIS_URL", ""),
+        # Outgoing mail (domain/notify/transport.py). Without SMTP_HOST every message
+        # is kept as instance/mail/<id>.eml and shown on the desk's Mail page.
+        SMTP_HOST=os.environ.get("SMTP_HOST", ""),
+        SMTP_PORT=os.environ.get("SMTP_PORT", ""),
+        SMTP_USER=os.environ.get("SMTP_USER", ""),
+        SMTP_PASSWORD=os.environ.get("SMTP_PASSWORD", ""),
+        SMTP_SECURITY=os.environ.get("SMTP_SECURITY", "starttls"),  # starttls | ssl | none
+        SMTP_TIMEOUT=os.environ.get("SMTP_TIMEOUT", "20"),
+        MAIL_FROM=os.environ.get("MAIL_FROM", ""),
+        MAIL_FOLDER=str(Path(app.instance_path) / "mail"),
+        # Where customers reach this store: the links in emails start with it.
+        PUBLIC_URL=os.environ.get("SHOPDESK_PUBLIC_URL", "http://127.0.0.1:5000"),
+        # After a commit that wrote messages or bell entries, queue delivery and wake
+        # the desks (jobs/outbox.py). Tests without a Redis turn it off.
+        NOTIFY_DISPATCH=True,
         UPLOAD_FOLDER=str(Path(app.instance_path) / "uploads"),
         GENERATED_FOLDER=str(Path(app.instance_path) / "generated"),
         MAX_CONTENT_LENGTH=11 * 1024 * 1024,  # 10 MB proof + form overhead
@@ -109,6 +124,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     register_proxy_warning(app)  # X-Forwarded-For arrives while SHOPDESK_PROXY_COUNT is 0
 
     import jobs
+    from blueprints.alerts.routes import bp as alerts_bp
     from blueprints.auth.routes import bp as auth_bp
     from blueprints.background.routes import bp as background_bp
     from blueprints.backups.routes import bp as backups_bp
@@ -116,6 +132,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from blueprints.drafts.routes import bp as drafts_bp
     from blueprints.health import init_health
     from blueprints.i18n import init_i18n
+    from blueprints.mail.routes import bp as mail_bp
     from blueprints.orders.routes import bp as orders_bp
     from blueprints.rendering import register_template_helpers
     from blueprints.request_log import init_request_log
@@ -124,7 +141,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from blueprints.storefront.routes import bp as storefront_bp
 
     for blueprint in (auth_bp, orders_bp, settings_bp, drafts_bp, review_bp, storefront_bp,
-                      background_bp, backups_bp):
+                      background_bp, backups_bp, alerts_bp, mail_bp):
         app.register_blueprint(blueprint)
     register_template_helpers(app)
     init_i18n(app)  # Flask-Babel: the reader's language, money and dates in it

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    UniqueConstraint,
     JSON,
     Boolean,
     DateTime,
@@ -250,6 +251,8 @@ class Order(db.Model):
     total_cents: Mapped[int] = mapped_column(Integer, default=0)
 
     tracking_code: Mapped[str] = mapped_column(String(64), default="")
+    # "Resend email" presses so far (SPEC §2: at most 5), raised by a guarded UPDATE.
+    email_resends: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     tracking_code_by_carrier: Mapped[bool] = mapped_column(Boolean, default=False)
 
     payment_deadline_at: Mapped[datetime | None] = mapped_column(DateTime)
@@ -350,3 +353,62 @@ class SavedView(db.Model):
     name: Mapped[str] = mapped_column(String(80))
     query_string: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class OutboxMessage(db.Model):
+    """One message to deliver (domain/notify/outbox.py), written in the same
+    transaction as the action that caused it. Content is rendered at send time.
+
+    status: pending -> sending -> sent | failed (will be retried at
+    ``next_attempt_at``) | dead (permanent refusal or last retry) | unknown (a
+    send whose outcome was lost: shown to staff, never resent on its own).
+    """
+
+    __tablename__ = "outbox_message"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # What caused it: "event:<order_event id>", "export:<job id>"; with channel and
+    # recipient it is unique, so one event never writes a message twice.
+    event_key: Mapped[str] = mapped_column(String(80))
+    channel: Mapped[str] = mapped_column(String(16), default="email")
+    recipient: Mapped[str] = mapped_column(String(254))
+    audience: Mapped[str] = mapped_column(String(10))  # customer | merchant | staff
+    kind: Mapped[str] = mapped_column(String(40))  # domain.notify.kinds
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"))
+    event_id: Mapped[int | None] = mapped_column(Integer)
+    user_id: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(10), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    claim_token: Mapped[str | None] = mapped_column(String(32))
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    subject: Mapped[str] = mapped_column(String(300), default="")
+    copy_path: Mapped[str | None] = mapped_column(String(255))  # the rendered .eml, under instance/
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("event_key", "channel", "recipient", name="uq_outbox_event_channel_recipient"),
+        Index("ix_outbox_order", "order_id", "id"),
+        Index("ix_outbox_due", "status", "next_attempt_at"),
+    )
+
+
+class DeskNotification(db.Model):
+    """One order event in one staff member's bell (domain/notify/alerts.py)."""
+
+    __tablename__ = "desk_notification"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"))
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"))
+    event_id: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(40))  # the order event's type
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    read_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    __table_args__ = (
+        UniqueConstraint("user_id", "event_id", name="uq_desk_notification_user_event"),
+        Index("ix_desk_notification_user_unread", "user_id", "read_at", "id"),
+        Index("ix_desk_notification_order", "order_id"),
+    )

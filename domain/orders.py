@@ -32,6 +32,7 @@ from domain.models import (
     utcnow,
 )
 from domain.money import MAX_CENTS, format_money
+from domain.notify import outbox
 from domain.phones import store_e164
 from domain.status import TRANSITIONS, DeliveryStatus, OrderStatus, can_set_tracking_code
 from domain.store import clean_email, clean_text, get_settings
@@ -129,11 +130,14 @@ def _now(now: datetime | None) -> datetime:
 
 
 def _event(order_id: int, type_: str, actor: Actor, details: dict[str, Any],
-           now: datetime) -> None:
-    """Write one history event (a plain INSERT: no ORM flush on the hot path)."""
-    db.session.execute(insert(OrderEvent).values(
+           now: datetime) -> int:
+    """Write one history event (a plain INSERT: no ORM flush on the hot path), and
+    the messages it causes (the outbox, in this same transaction). Its id."""
+    event_id = db.session.scalar(insert(OrderEvent).values(
         order_id=order_id, type=type_, actor_type=actor.type, actor_id=actor.id,
-        actor_label=actor.label, created_at=now, details=details))
+        actor_label=actor.label, created_at=now, details=details).returning(OrderEvent.id))
+    outbox.write_for_events([outbox.WrittenEvent(order_id, event_id, type_, actor)], now)
+    return event_id
 
 
 def _locked_order(order_id: int) -> Order:
@@ -554,13 +558,15 @@ def _expire_batch(order_ids: list[int], now: datetime) -> list[int]:
     for line in lines:
         restocked[line.order_id].append({"variant_id": line.variant_id, "quantity": line.quantity,
                                          "name": line.product_name, "variant": line.variant_name})
-    db.session.execute(insert(OrderEvent), [
+    written = db.session.execute(insert(OrderEvent).returning(OrderEvent.id, OrderEvent.order_id), [
         {"order_id": order_id, "type": "order_expired", "actor_type": SYSTEM.type,
          "actor_id": SYSTEM.id, "actor_label": SYSTEM.label, "created_at": now,
          "details": {"from_status": OrderStatus.PENDING_PAYMENT.value,
                      "to_status": target.value, "reason": EXPIRY_REASON,
                      "restocked": restocked[order_id]}}
-        for order_id in expired])
+        for order_id in expired]).all()
+    outbox.write_for_events([outbox.WrittenEvent(row.order_id, row.id, "order_expired", SYSTEM)
+                             for row in written], now)
     return expired
 
 

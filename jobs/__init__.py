@@ -18,6 +18,9 @@ from flask import Flask, current_app
 def init_app(app: Flask) -> None:
     """Register job config and the `flask worker` / `flask sweep` commands."""
     app.config.setdefault("REDIS_EMBEDDED_DB", str(Path(app.instance_path) / "redis.db"))
+    from jobs.outbox import install_commit_hook
+
+    install_commit_hook()  # queue outbox delivery and desk alerts after each commit
 
     @app.cli.command("worker")
     @click.option("--burst", is_flag=True, help="Run the jobs queued now, then exit.")

@@ -38,11 +38,14 @@ def remind_order_job(order_id: int) -> bool:
 
 @in_app_context
 def sweep_job() -> dict:
-    """Expire everything overdue and write every due reminder."""
+    """Expire everything overdue, write every due reminder, and catch lost deliveries."""
     # First: the banner and /healthz mean "a worker is running jobs", even if this sweep then fails.
     heartbeat.beat(get_redis())
-    return {"expired": deadlines.sweep_overdue(),
-            "reminders": deadlines.write_due_reminders()}
+    from jobs import outbox
+
+    counts = {"expired": deadlines.sweep_overdue(),
+              "reminders": deadlines.write_due_reminders()}
+    return {**counts, **outbox.sweep()}
 
 
 def _aware(moment: datetime) -> datetime:

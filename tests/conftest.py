@@ -51,7 +51,10 @@ def app(migrated_db, tmp_path):
         "SQLALCHEMY_DATABASE_URI": f"sqlite:///{db_path}",
         "UPLOAD_FOLDER": str(instance / "uploads"),
         "GENERATED_FOLDER": str(instance / "generated"),
+        "MAIL_FOLDER": str(instance / "mail"),
         "SERVER_NAME": None,
+        # No Redis in most tests: outbox rows wait (tests with a worker turn it on).
+        "NOTIFY_DISPATCH": False,
     })
     with app.app_context():
         yield app

@@ -377,3 +377,6 @@ def save_tracking(number: str):
         flash(_("Tracking code saved."), "success")
         return redirect(url_for("orders.detail", number=number))
     return _tracking_fragment(order)
+
+# Export to email adds its route to this blueprint (kept in its own module).
+from blueprints.orders import export_email  # noqa: E402,F401

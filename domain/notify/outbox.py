@@ -1,0 +1,290 @@
+"""The outbox (DESIGN principle 12): messages written in the action's transaction,
+delivered later by a job, at most once per (event, channel, recipient).
+
+Writing: ``write_for_events`` is called by the one place that writes order
+events (domain.orders._event and the expiry batch), inside the action's write
+transaction, so a rolled-back action leaves no message. The unique key
+(event_key, channel, recipient) and INSERT ... ON CONFLICT DO NOTHING make a
+second write for the same event a no-op.
+
+Delivering (domain/notify/delivery.py): rows are claimed by a guarded UPDATE
+(status pending/failed -> sending, with a claim token), so two workers never
+send the same row. A row left in "sending" by a worker that died is marked
+"unknown" by the sweep, shown to staff and never resent on its own: the mail
+may or may not have left.
+
+Ids of rows written in a transaction are kept in ``session.info`` so that,
+after the commit, jobs/outbox.py can queue their delivery at once.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+
+from domain.actors import Actor
+from domain.db import db, write_transaction
+from domain.errors import InvalidTransition, NotFound
+from domain.i18n import N_, Label
+from domain.models import Order, OutboxMessage, utcnow
+from domain.notify import alerts
+from domain.notify.kinds import CUSTOMER, EVENT_MESSAGES, STATUS_LABELS
+from domain.store import get_settings
+
+EMAIL = "email"
+MAX_ATTEMPTS = 6  # the first try and 5 retries: 30 s, 1, 2, 4, 8 min apart
+RETRY_BASE_SECONDS = 30
+# A row "sending" with no sign of life for this long belonged to a worker that died.
+# Each send touches claimed_at first and an SMTP exchange times out well before this.
+STUCK_AFTER = timedelta(minutes=5)
+RETRYABLE = ("pending", "failed")
+# Stored as the row's error (data); a message id, so it reads translated where shown.
+STUCK_ERROR = N_("The worker stopped while sending this message, so Shopdesk cannot tell "
+                 "whether it left. It was not sent again.")
+RETRIABLE_BY_HAND = ("failed", "dead", "unknown")
+NEW_IDS_KEY = "outbox_new_ids"
+
+
+@dataclass(frozen=True)
+class WrittenEvent:
+    """An order event just written, as the outbox and the bell need it."""
+
+    order_id: int
+    event_id: int
+    type: str
+    actor: Actor
+
+
+# ------------------------------------------------------------------ writing
+
+
+def _insert_ignoring_duplicates(rows: list[dict[str, Any]]) -> list[int]:
+    """INSERT the rows, skipping any whose (event_key, channel, recipient) exists; new ids."""
+    if not rows:
+        return []
+    if db.session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    statement = (insert(OutboxMessage)
+                 .on_conflict_do_nothing(index_elements=["event_key", "channel", "recipient"])
+                 .returning(OutboxMessage.id))
+    ids = [row.id for row in db.session.execute(statement, rows)]
+    db.session.info.setdefault(NEW_IDS_KEY, []).extend(ids)
+    return ids
+
+
+def message_row(*, event_key: str, recipient: str, audience: str, kind: str,
+                now: datetime, order_id: int | None = None, event_id: int | None = None,
+                user_id: int | None = None, channel: str = EMAIL,
+                params: dict[str, Any] | None = None) -> dict[str, Any]:
+    return dict(event_key=event_key, channel=channel, recipient=recipient, audience=audience,
+                kind=kind, order_id=order_id, event_id=event_id, user_id=user_id,
+                status="pending", attempts=0, next_attempt_at=now, last_error="", subject="",
+                params=params or {}, created_at=now)
+
+
+def write_messages(rows: list[dict[str, Any]]) -> list[int]:
+    """Write message rows (from ``message_row``) in the caller's transaction."""
+    return _insert_ignoring_duplicates(rows)
+
+
+def write_for_events(events: list[WrittenEvent], now: datetime) -> list[int]:
+    """The messages and bell entries the given order events cause (EVENT_MESSAGES).
+
+    Runs inside the action's transaction. A customer without an email gets no
+    email (WhatsApp is a channel of its own); a store without a notification
+    address gets no merchant email, only the desk's bell.
+    """
+    events = [e for e in events if e.type in EVENT_MESSAGES]
+    if not events:
+        return []
+    emails = dict(db.session.execute(
+        select(Order.id, Order.customer_email)
+        .where(Order.id.in_({e.order_id for e in events}))).all())
+    merchant = (get_settings().notification_email or "").strip()
+    rows = []
+    for e in events:
+        for audience, kind in EVENT_MESSAGES[e.type]:
+            recipient = (emails.get(e.order_id) or "").strip() if audience == CUSTOMER else merchant
+            if recipient:
+                rows.append(message_row(event_key=f"event:{e.event_id}", recipient=recipient,
+                                        audience=audience, kind=kind, now=now,
+                                        order_id=e.order_id, event_id=e.event_id))
+    ids = _insert_ignoring_duplicates(rows)
+    alerts.write_for_events(events, now)
+    return ids
+
+
+def take_new_ids(session) -> list[int]:
+    """Ids written in the transaction just committed (after-commit hook), once."""
+    return session.info.pop(NEW_IDS_KEY, [])
+
+
+def forget_new_ids(session) -> None:
+    session.info.pop(NEW_IDS_KEY, None)
+
+
+# ------------------------------------------------------------------ delivering
+
+
+def claim_due(*, channel: str = EMAIL, limit: int = 50,
+              now: datetime | None = None) -> tuple[list[int], str]:
+    """Claim up to ``limit`` due rows for this worker: (ids, claim token).
+
+    The UPDATE re-checks the status, so when two workers pick the same ids
+    each row goes to exactly one of them.
+    """
+    now = now or utcnow()
+    token = secrets.token_hex(8)
+    with write_transaction():
+        query = (select(OutboxMessage.id)
+                 .where(OutboxMessage.channel == channel,
+                        OutboxMessage.status.in_(RETRYABLE),
+                        OutboxMessage.next_attempt_at <= now)
+                 .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id).limit(limit))
+        if db.session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        ids = list(db.session.scalars(query))
+        if not ids:
+            return [], token
+        claimed = list(db.session.scalars(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(ids), OutboxMessage.status.in_(RETRYABLE))
+            .values(status="sending", claimed_at=now, claim_token=token,
+                    attempts=OutboxMessage.attempts + 1)
+            .returning(OutboxMessage.id)
+            .execution_options(synchronize_session=False)))
+    return sorted(claimed), token
+
+
+def _guarded(message_id: int, token: str, now: datetime | None = None, **values) -> bool:
+    with write_transaction():
+        result = db.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == message_id, OutboxMessage.status == "sending",
+                   OutboxMessage.claim_token == token)
+            .values(**values).execution_options(synchronize_session=False))
+    return result.rowcount == 1
+
+
+def record_rendered(message_id: int, token: str, *, subject: str, copy_path: str | None,
+                    now: datetime | None = None) -> bool:
+    """Right before the send: record what is sent, and check the row is still ours
+    (False: the sweep gave it up as stuck, so it must not be sent)."""
+    return _guarded(message_id, token, subject=subject[:300], copy_path=copy_path,
+                    claimed_at=now or utcnow())
+
+
+def record_sent(message_id: int, token: str, *, now: datetime | None = None) -> bool:
+    return _guarded(message_id, token, status="sent", sent_at=now or utcnow(), last_error="")
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """Exponential back-off after the ``attempts``-th failed try."""
+    return timedelta(seconds=RETRY_BASE_SECONDS * 2 ** max(0, attempts - 1))
+
+
+def record_failure(message_id: int, token: str, *, error: str, outcome: str,
+                   now: datetime | None = None) -> str:
+    """Record a failed try; returns the row's new status.
+
+    ``outcome``: "retry" (nothing was delivered: try again later, until the
+    last attempt), "permanent" (the server refused for good: dead), or
+    "unknown" (the message may have been delivered: never resent on its own).
+    """
+    now = now or utcnow()
+    attempts = db.session.scalar(select(OutboxMessage.attempts)
+                                 .where(OutboxMessage.id == message_id)) or 0
+    if outcome == "unknown":
+        status, values = "unknown", {}
+    elif outcome == "permanent" or attempts >= MAX_ATTEMPTS:
+        status, values = "dead", {}
+    else:
+        status, values = "failed", {"next_attempt_at": now + retry_delay(attempts)}
+    _guarded(message_id, token, status=status, last_error=error[:2000], **values)
+    return status
+
+
+def give_up_stuck(*, now: datetime | None = None) -> int:
+    """Rows left "sending" by a worker that died: outcome unknown, shown to staff."""
+    now = now or utcnow()
+    with write_transaction():
+        result = db.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.status == "sending",
+                   OutboxMessage.claimed_at < now - STUCK_AFTER)
+            .values(status="unknown", last_error=STUCK_ERROR)
+            .execution_options(synchronize_session=False))
+    return result.rowcount
+
+
+def due_count(*, channel: str = EMAIL, now: datetime | None = None) -> int:
+    now = now or utcnow()
+    return db.session.scalar(
+        select(func.count()).select_from(OutboxMessage)
+        .where(OutboxMessage.channel == channel, OutboxMessage.status.in_(RETRYABLE),
+               OutboxMessage.next_attempt_at <= now)) or 0
+
+
+def next_retry_at(*, channel: str = EMAIL) -> datetime | None:
+    return db.session.scalar(
+        select(func.min(OutboxMessage.next_attempt_at))
+        .where(OutboxMessage.channel == channel, OutboxMessage.status == "failed"))
+
+
+def oldest_pending_created_at() -> datetime | None:
+    """When the oldest message not yet delivered was written (/healthz)."""
+    return db.session.scalar(select(func.min(OutboxMessage.created_at))
+                             .where(OutboxMessage.status.in_(("pending", "failed", "sending"))))
+
+
+# ------------------------------------------------------------------ staff
+
+
+def get_message(message_id: int) -> OutboxMessage:
+    message = db.session.get(OutboxMessage, message_id)
+    if message is None:
+        raise NotFound("Message not found.")
+    return message
+
+
+def order_messages(order_id: int) -> list[OutboxMessage]:
+    """Every message of an order, newest first (the order's timeline)."""
+    return list(db.session.scalars(
+        select(OutboxMessage).where(OutboxMessage.order_id == order_id)
+        .order_by(OutboxMessage.id.desc())))
+
+
+def retry_by_hand(message_id: int, *, actor: Actor, now: datetime | None = None) -> OutboxMessage:
+    """Staff ask for another try of a failed, dead or unknown message.
+
+    The row goes back to pending with a fresh set of retries; the order's
+    history records who asked.
+    """
+    from domain.orders import _event  # orders sits above the outbox
+
+    now = now or utcnow()
+    with write_transaction():
+        message = get_message(message_id)
+        result = db.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == message_id,
+                   OutboxMessage.status.in_(RETRIABLE_BY_HAND))
+            .values(status="pending", attempts=0, next_attempt_at=now, claim_token=None)
+            .execution_options(synchronize_session=False))
+        if result.rowcount != 1:
+            raise InvalidTransition(
+                "This message is %(status)s: only a failed message or one whose outcome is "
+                "unknown can be sent again.", status=Label(STATUS_LABELS[message.status]))
+        if message.order_id is not None:
+            _event(message.order_id, "message_retried", actor,
+                   {"message_id": message.id, "kind": message.kind, "channel": message.channel,
+                    "recipient": message.recipient}, now)
+        db.session.info.setdefault(NEW_IDS_KEY, []).append(message.id)
+        db.session.expire(message)
+    return get_message(message_id)
