@@ -131,12 +131,20 @@ def seed_catalog(rng: random.Random) -> list[dict]:
     return variants
 
 
+DEMO_NOTIFICATION_EMAIL = "orders@demo-shop.example"
+
+
 def seed_demo(orders: int, seed: int = 1, *, now: datetime | None = None) -> int:
     """Create ``orders`` orders (about 2% of them unpaid drafts). Returns how many."""
     ensure_store_defaults()
     now = now or utcnow()
     rng = random.Random(f"orders-{seed}")
     settings = get_settings()
+    if not settings.notification_email:
+        # So a merchant trying the demo sees the store's own "new order" email too
+        # (kept on the Mail page: make run has no SMTP).
+        settings.notification_email = DEMO_NOTIFICATION_EMAIL
+        db.session.commit()
     prefix = settings.order_prefix
     stored: list[str] = []  # proof files written; removed again if the seed fails
     try:
