@@ -6,15 +6,12 @@ and Redis answer, 503 otherwise. The worker's age is reported but does not
 fail the check (a monitor decides how old is too old; the desk's banner uses
 three minutes).
 
-Outbox hook: issue 9 adds the outbox. When ``domain.notify.outbox`` exists and
-has ``oldest_pending_created_at() -> datetime | None`` (naive UTC, like every
-stored time), its age is reported; until then ``outbox_oldest_pending_s`` is
-null.
+The outbox age is that of the oldest message not yet delivered (pending,
+failed and waiting for a retry, or being sent); null when every message is out.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 
 from flask import Blueprint, Flask, g, jsonify, request
@@ -24,6 +21,7 @@ from sqlalchemy import text
 from domain.db import db
 from domain.i18n import N_
 from domain.models import utcnow
+from domain.notify import outbox
 from jobs import heartbeat
 from jobs.queue import get_redis
 
@@ -59,13 +57,8 @@ def _worker_age() -> tuple[bool, float | None]:
 
 
 def oldest_pending_outbox_age() -> float | None:
-    """Age in seconds of the oldest outbox row not yet delivered (None: no outbox yet, or empty)."""
-    try:
-        outbox = importlib.import_module("domain.notify.outbox")
-    except ImportError:
-        return None
-    oldest = getattr(outbox, "oldest_pending_created_at", None)
-    created = oldest() if oldest else None
+    """Age in seconds of the oldest outbox row not yet delivered (None: nothing waiting)."""
+    created = outbox.oldest_pending_created_at()
     if created is None:
         return None
     return max(0.0, (utcnow() - created).total_seconds())
