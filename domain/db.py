@@ -78,3 +78,13 @@ def write_transaction():
         raise
     finally:
         _write_intent.reset(token)
+
+
+def insert_ignoring_duplicates(model, *unique_columns: str):
+    """INSERT ... ON CONFLICT (unique_columns) DO NOTHING, for SQLite and PostgreSQL:
+    writing a row that exists already is a no-op rather than an error."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(model).on_conflict_do_nothing(index_elements=list(unique_columns))

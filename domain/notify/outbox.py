@@ -9,9 +9,12 @@ second write for the same event a no-op.
 
 Delivering (domain/notify/delivery.py): rows are claimed by a guarded UPDATE
 (status pending/failed -> sending, with a claim token), so two workers never
-send the same row. A row left in "sending" by a worker that died is marked
-"unknown" by the sweep, shown to staff and never resent on its own: the mail
-may or may not have left.
+send the same row. Right before its send a row is stamped ``claimed_at``
+(``record_rendered``); from then on a worker that dies leaves a row whose
+mail may or may not have left, which the sweep marks "unknown", shown to
+staff and never resent on its own. A row claimed but never stamped (its
+worker died, or is still busy with the rows before it in its batch) was
+surely not sent: the sweep puts it back in the queue.
 
 Ids of rows written in a transaction are kept in ``session.info`` so that,
 after the commit, jobs/outbox.py can queue their delivery at once.
@@ -27,7 +30,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 
 from domain.actors import Actor
-from domain.db import db, write_transaction
+from domain.db import db, insert_ignoring_duplicates, write_transaction
 from domain.errors import InvalidTransition, NotFound
 from domain.i18n import N_, Label
 from domain.models import Order, OutboxMessage, utcnow
@@ -39,7 +42,7 @@ EMAIL = "email"
 MAX_ATTEMPTS = 6  # the first try and 5 retries: 30 s, 1, 2, 4, 8 min apart
 RETRY_BASE_SECONDS = 30
 # A row "sending" with no sign of life for this long belonged to a worker that died.
-# Each send touches claimed_at first and an SMTP exchange times out well before this.
+# Each send stamps claimed_at first and an SMTP exchange times out well before this.
 STUCK_AFTER = timedelta(minutes=5)
 RETRYABLE = ("pending", "failed")
 # Stored as the row's error (data); a message id, so it reads translated where shown.
@@ -66,12 +69,7 @@ def _insert_ignoring_duplicates(rows: list[dict[str, Any]]) -> list[int]:
     """INSERT the rows, skipping any whose (event_key, channel, recipient) exists; new ids."""
     if not rows:
         return []
-    if db.session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    statement = (insert(OutboxMessage)
-                 .on_conflict_do_nothing(index_elements=["event_key", "channel", "recipient"])
+    statement = (insert_ignoring_duplicates(OutboxMessage, "event_key", "channel", "recipient")
                  .returning(OutboxMessage.id))
     ids = [row.id for row in db.session.execute(statement, rows)]
     db.session.info.setdefault(NEW_IDS_KEY, []).extend(ids)
@@ -86,6 +84,14 @@ def message_row(*, event_key: str, recipient: str, audience: str, kind: str,
                 kind=kind, order_id=order_id, event_id=event_id, user_id=user_id,
                 status="pending", attempts=0, next_attempt_at=now, last_error="", subject="",
                 params=params or {}, created_at=now)
+
+
+def event_key(event_id: int, audience: str = CUSTOMER) -> str:
+    """The key of an order event's message to one audience: "event:<id>" for the
+    customer, "event:<id>:<audience>" otherwise, so a merchant who orders from
+    their own store with their notification address gets both emails (the
+    unique key would otherwise keep only the first)."""
+    return f"event:{event_id}" if audience == CUSTOMER else f"event:{event_id}:{audience}"
 
 
 def write_messages(rows: list[dict[str, Any]]) -> list[int]:
@@ -112,9 +118,9 @@ def write_for_events(events: list[WrittenEvent], now: datetime) -> list[int]:
         for audience, kind in EVENT_MESSAGES[e.type]:
             recipient = (emails.get(e.order_id) or "").strip() if audience == CUSTOMER else merchant
             if recipient:
-                rows.append(message_row(event_key=f"event:{e.event_id}", recipient=recipient,
-                                        audience=audience, kind=kind, now=now,
-                                        order_id=e.order_id, event_id=e.event_id))
+                rows.append(message_row(event_key=event_key(e.event_id, audience),
+                                        recipient=recipient, audience=audience, kind=kind,
+                                        now=now, order_id=e.order_id, event_id=e.event_id))
     ids = _insert_ignoring_duplicates(rows)
     alerts.write_for_events(events, now)
     return ids
@@ -137,7 +143,9 @@ def claim_due(*, channel: str = EMAIL, limit: int = 50,
     """Claim up to ``limit`` due rows for this worker: (ids, claim token).
 
     The UPDATE re-checks the status, so when two workers pick the same ids
-    each row goes to exactly one of them.
+    each row goes to exactly one of them. While a row is "sending",
+    ``next_attempt_at`` holds when it was claimed and ``claimed_at`` stays
+    empty until its send begins (``record_rendered``): see ``give_up_stuck``.
     """
     now = now or utcnow()
     token = secrets.token_hex(8)
@@ -155,8 +163,8 @@ def claim_due(*, channel: str = EMAIL, limit: int = 50,
         claimed = list(db.session.scalars(
             update(OutboxMessage)
             .where(OutboxMessage.id.in_(ids), OutboxMessage.status.in_(RETRYABLE))
-            .values(status="sending", claimed_at=now, claim_token=token,
-                    attempts=OutboxMessage.attempts + 1)
+            .values(status="sending", claimed_at=None, next_attempt_at=now,
+                    claim_token=token, attempts=OutboxMessage.attempts + 1)
             .returning(OutboxMessage.id)
             .execution_options(synchronize_session=False)))
     return sorted(claimed), token
@@ -174,8 +182,9 @@ def _guarded(message_id: int, token: str, now: datetime | None = None, **values)
 
 def record_rendered(message_id: int, token: str, *, subject: str, copy_path: str | None,
                     now: datetime | None = None) -> bool:
-    """Right before the send: record what is sent, and check the row is still ours
-    (False: the sweep gave it up as stuck, so it must not be sent)."""
+    """Right before the send: record what is sent, stamp when the send began, and
+    check the row is still ours (False: the sweep took it back, so it must not
+    be sent)."""
     return _guarded(message_id, token, subject=subject[:300], copy_path=copy_path,
                     claimed_at=now or utcnow())
 
@@ -191,36 +200,57 @@ def retry_delay(attempts: int) -> timedelta:
 
 def record_failure(message_id: int, token: str, *, error: str, outcome: str,
                    now: datetime | None = None) -> str:
-    """Record a failed try; returns the row's new status.
+    """Record a failed try; returns the row's new status ("skipped" when the row
+    is no longer this worker's, so nothing was recorded).
 
     ``outcome``: "retry" (nothing was delivered: try again later, until the
     last attempt), "permanent" (the server refused for good: dead), or
     "unknown" (the message may have been delivered: never resent on its own).
     """
     now = now or utcnow()
-    attempts = db.session.scalar(select(OutboxMessage.attempts)
-                                 .where(OutboxMessage.id == message_id)) or 0
-    if outcome == "unknown":
-        status, values = "unknown", {}
-    elif outcome == "permanent" or attempts >= MAX_ATTEMPTS:
-        status, values = "dead", {}
-    else:
-        status, values = "failed", {"next_attempt_at": now + retry_delay(attempts)}
-    _guarded(message_id, token, status=status, last_error=error[:2000], **values)
+    with write_transaction():
+        # Read under the same write lock and claim guard as the UPDATE below.
+        attempts = db.session.scalar(
+            select(OutboxMessage.attempts)
+            .where(OutboxMessage.id == message_id, OutboxMessage.status == "sending",
+                   OutboxMessage.claim_token == token))
+        if attempts is None:
+            return "skipped"
+        if outcome == "unknown":
+            status, values = "unknown", {}
+        elif outcome == "permanent" or attempts >= MAX_ATTEMPTS:
+            status, values = "dead", {}
+        else:
+            status, values = "failed", {"next_attempt_at": now + retry_delay(attempts)}
+        _guarded(message_id, token, status=status, last_error=error[:2000], **values)
     return status
 
 
 def give_up_stuck(*, now: datetime | None = None) -> int:
-    """Rows left "sending" by a worker that died: outcome unknown, shown to staff."""
+    """Rows left "sending" by a worker that died; returns how many were changed.
+
+    A row whose send had begun (``claimed_at`` stamped) may have left: outcome
+    unknown, shown to staff, never resent on its own. A row claimed longer ago
+    than STUCK_AFTER whose send never began was surely not sent: back to the
+    queue, its claim not counted as an attempt.
+    """
     now = now or utcnow()
+    cutoff = now - STUCK_AFTER
     with write_transaction():
-        result = db.session.execute(
+        unknown = db.session.execute(
             update(OutboxMessage)
-            .where(OutboxMessage.status == "sending",
-                   OutboxMessage.claimed_at < now - STUCK_AFTER)
+            .where(OutboxMessage.status == "sending", OutboxMessage.claimed_at.is_not(None),
+                   OutboxMessage.claimed_at < cutoff)
             .values(status="unknown", last_error=STUCK_ERROR)
-            .execution_options(synchronize_session=False))
-    return result.rowcount
+            .execution_options(synchronize_session=False)).rowcount
+        released = db.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.status == "sending", OutboxMessage.claimed_at.is_(None),
+                   OutboxMessage.next_attempt_at < cutoff)
+            .values(status="pending", claim_token=None, next_attempt_at=now,
+                    attempts=OutboxMessage.attempts - 1)
+            .execution_options(synchronize_session=False)).rowcount
+    return unknown + released
 
 
 def due_count(*, channel: str = EMAIL, now: datetime | None = None) -> int:
@@ -275,7 +305,8 @@ def retry_by_hand(message_id: int, *, actor: Actor, now: datetime | None = None)
             update(OutboxMessage)
             .where(OutboxMessage.id == message_id,
                    OutboxMessage.status.in_(RETRIABLE_BY_HAND))
-            .values(status="pending", attempts=0, next_attempt_at=now, claim_token=None)
+            .values(status="pending", attempts=0, next_attempt_at=now, claim_token=None,
+                    claimed_at=None)
             .execution_options(synchronize_session=False))
         if result.rowcount != 1:
             raise InvalidTransition(

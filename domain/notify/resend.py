@@ -50,7 +50,7 @@ def resend_email(order_id: int, *, actor: Actor, now: datetime | None = None) ->
         event_id = _event(order_id, "email_resent", actor,
                           {"count": count, "kind": kind, "recipient": order.customer_email}, now)
         outbox.write_messages([outbox.message_row(
-            event_key=f"event:{event_id}", recipient=order.customer_email, audience=CUSTOMER,
+            event_key=outbox.event_key(event_id), recipient=order.customer_email, audience=CUSTOMER,
             kind=kind, now=now, order_id=order_id, event_id=event_id,
             params={"resend": count})])
         db.session.expire(order)

@@ -8,8 +8,11 @@ what their customers would get.
 
 A failed send is classified by what it says about delivery:
 - "retry": nothing was delivered (connection refused or lost before the
-  message was handed over, a 4xx reply such as 421): try again later;
-- "permanent": the server refused for good (5xx, such as 550 no such user);
+  message was handed over, a 4xx reply such as 421, a refusal while
+  connecting, securing, logging in or at MAIL FROM: those are about the
+  settings or the server, not this message): try again later;
+- "permanent": the server refused this message for good (a 5xx reply to
+  RCPT or DATA, such as 550 no such user);
 - "unknown": the connection broke after the whole message was handed over
   and before the server said yes or no. It may have been delivered, so it is
   never resent on its own.
@@ -23,11 +26,17 @@ import smtplib
 import ssl
 from dataclasses import dataclass, field
 from datetime import UTC
+from email import policy
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, make_msgid
 from pathlib import Path
 
 from domain.models import OutboxMessage
+
+# Non-ASCII text (Chinese) goes base64 or quoted-printable, never raw 8-bit:
+# smtplib does not announce BODY=8BITMIME, and a server that did not offer it
+# may reject or mangle 8-bit content.
+MIME_POLICY = policy.default.clone(cte_type="7bit")
 
 
 class DeliveryFailed(Exception):
@@ -86,7 +95,7 @@ def build_mime(message: OutboxMessage, rendered: RenderedEmail, *, sender: str,
     The Message-ID is fixed per outbox row, so a receiving server or client
     that sees a hand-retried copy can tell it is the same message.
     """
-    mime = EmailMessage()
+    mime = EmailMessage(policy=MIME_POLICY)
     mime["Subject"] = rendered.subject
     mime["From"] = formataddr((sender_name, sender)) if sender_name else sender
     mime["To"] = message.recipient
@@ -126,8 +135,9 @@ def store_copy(folder: Path, message: OutboxMessage, mime: EmailMessage) -> Path
 
 
 class _TracksHandover:
-    """smtplib's DATA step, noting when the whole message has been handed over:
-    a connection lost after that leaves the outcome unknown."""
+    """smtplib's DATA step (the same bytes as smtplib.SMTP.data), noting when the
+    whole message, final dot included, has been handed over: a connection lost
+    after that leaves the outcome unknown, one lost before it delivered nothing."""
 
     handed_over = False
 
@@ -136,11 +146,15 @@ class _TracksHandover:
         code, reply = self.getreply()
         if code != 354:
             raise smtplib.SMTPDataError(code, reply)
-        payload = re.sub(rb"(?m)^\.", b"..", msg if isinstance(msg, bytes) else msg.encode())
+        if isinstance(msg, str):
+            msg = re.sub(r"(?:\r\n|\n|\r(?!\n))", "\r\n", msg).encode("ascii")
+        payload = re.sub(rb"(?m)^\.", b"..", msg)
         if not payload.endswith(b"\r\n"):
             payload += b"\r\n"
-        self.handed_over = True
+        # sendall raises unless every byte was queued, so a failure here means the
+        # server never saw the final dot and cannot have accepted the message.
         self.send(payload + b".\r\n")
+        self.handed_over = True
         return self.getreply()
 
 
@@ -164,46 +178,83 @@ class SMTPConnection:
         self._smtp: smtplib.SMTP | None = None
 
     def _connect(self) -> smtplib.SMTP:
+        """A connected, secured and logged-in session.
+
+        Any failure here says nothing about the message (the server is down,
+        busy, misconfigured, or refuses our login): always "retry", whatever
+        the reply code, so a settings mistake does not kill every message at
+        once; MAX_ATTEMPTS still ends the retries.
+        """
         s = self.settings
-        context = ssl.create_default_context()
-        if s.security == "ssl":
-            smtp = _SMTPSSL(s.host, s.port, timeout=s.timeout, context=context)
-        else:
-            smtp = _SMTP(s.host, s.port, timeout=s.timeout)
-            if s.security == "starttls":
-                smtp.starttls(context=context)
-        if s.user:
-            smtp.login(s.user, s.password)
-        return smtp
+        smtp = None
+        try:
+            context = ssl.create_default_context()
+            if s.security == "ssl":
+                smtp = _SMTPSSL(s.host, s.port, timeout=s.timeout, context=context)
+            else:
+                smtp = _SMTP(s.host, s.port, timeout=s.timeout)
+                if s.security == "starttls":
+                    smtp.starttls(context=context)
+            if s.user:
+                smtp.login(s.user, s.password)
+            return smtp
+        except (smtplib.SMTPException, OSError, ValueError) as exc:
+            if smtp is not None:
+                smtp.close()
+            raise DeliveryFailed(
+                "retry", f"Could not connect to {s.host}:{s.port}: {_describe(exc)}") from exc
 
     def send(self, mime: EmailMessage) -> None:
         """Send one message, or raise DeliveryFailed saying what is known."""
-        smtp = None
         try:
-            if self._smtp is None:
-                self._smtp = self._connect()
-            smtp = self._smtp
-            smtp.handed_over = False
+            self._send(mime)
+        except _Stale:
+            # The kept-open session had been closed by the server while idle;
+            # nothing was handed over, so one try on a fresh session is safe.
+            self._send(mime)
+
+    def _send(self, mime: EmailMessage) -> None:
+        reused = self._smtp is not None
+        if self._smtp is None:
+            self._smtp = self._connect()
+        smtp = self._smtp
+        smtp.handed_over = False
+        try:
             refused = smtp.send_message(mime)
         except smtplib.SMTPRecipientsRefused as exc:
             self.close(quit=False)
             code = min((c for c, _m in exc.recipients.values()), default=550)
             raise _by_code(code, _describe(exc)) from exc
-        except smtplib.SMTPResponseException as exc:  # sender refused, data refused, 421, auth
+        except smtplib.SMTPSenderRefused as exc:
+            # MAIL FROM refused: about our sender address or session (530 "must
+            # STARTTLS first", 553 "not allowed to send as"), not this message.
             self.close(quit=False)
-            if isinstance(exc, smtplib.SMTPAuthenticationError):
-                raise DeliveryFailed("retry", _describe(exc)) from exc  # fixable settings
+            raise DeliveryFailed("retry", f"The server refused the sender "
+                                          f"{_text(exc.sender)}: {_describe(exc)}") from exc
+        except smtplib.SMTPResponseException as exc:  # a reply to RCPT or DATA, or 421
+            self.close(quit=False)
             raise _by_code(exc.smtp_code, _describe(exc)) from exc
-        except (TimeoutError, smtplib.SMTPException, OSError, ssl.SSLError) as exc:
+        except smtplib.SMTPNotSupportedError as exc:  # e.g. an address needs SMTPUTF8
             self.close(quit=False)
-            if smtp is not None and smtp.handed_over:
+            raise DeliveryFailed("permanent", _describe(exc)) from exc
+        except (smtplib.SMTPException, OSError) as exc:  # lost connection, timeout
+            self.close(quit=False)
+            if smtp.handed_over:
                 raise DeliveryFailed(
                     "unknown", "The connection broke after the message was handed over, "
                                f"before the server confirmed it: {_describe(exc)}") from exc
+            if reused and isinstance(exc, smtplib.SMTPServerDisconnected) \
+                    and not _timed_out(exc):
+                raise _Stale from exc
+            raise DeliveryFailed("retry", _describe(exc)) from exc
+        except Exception as exc:  # a bug or an odd message: bounded by MAX_ATTEMPTS
+            self.close(quit=False)
+            if smtp.handed_over:
+                raise DeliveryFailed("unknown", _describe(exc)) from exc
             raise DeliveryFailed("retry", _describe(exc)) from exc
         if refused:  # some recipients refused (we send to one, so this is rare)
             code = min(c for c, _m in refused.values())
-            raise _by_code(code, f"Refused: {refused}")
+            raise _by_code(code, _describe(smtplib.SMTPRecipientsRefused(refused)))
 
     def close(self, *, quit: bool = True) -> None:
         smtp, self._smtp = self._smtp, None
@@ -218,15 +269,37 @@ class SMTPConnection:
             smtp.close()
 
 
+class _Stale(Exception):
+    """A reused session turned out closed before anything was handed over."""
+
+
+def _timed_out(exc: BaseException) -> bool:
+    return isinstance(exc.__context__, TimeoutError) or "timed out" in str(exc)
+
+
+def _text(value) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
 def _describe(exc: BaseException) -> str:
+    """The error as staff read it in the timeline (stored as data, in English like
+    the server's own replies): "SMTP 550: 5.1.1 No such user"."""
     if isinstance(exc, smtplib.SMTPResponseException):
-        text = exc.smtp_error.decode("utf-8", "replace") if isinstance(exc.smtp_error, bytes) \
-            else str(exc.smtp_error)
-        return f"SMTP {exc.smtp_code}: {text}"
+        return f"SMTP {exc.smtp_code}: {_text(exc.smtp_error)}"
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        return "; ".join(f"{rcpt}: SMTP {code} {msg.decode('utf-8', 'replace') if isinstance(msg, bytes) else msg}"
+        return "; ".join(f"{rcpt} refused: SMTP {code}: {_text(msg)}"
                          for rcpt, (code, msg) in exc.recipients.items())
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    if isinstance(exc, TimeoutError) or _timed_out(exc):
+        return "No answer from the mail server in time (timed out)"
+    if isinstance(exc, ConnectionRefusedError):
+        return "Connection refused (is the mail server running?)"
+    if isinstance(exc, smtplib.SMTPServerDisconnected):
+        return f"The mail server closed the connection ({exc})" if str(exc) else \
+            "The mail server closed the connection"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS error: {exc}"
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 class CopyOnly:
