@@ -3,7 +3,7 @@
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import SelectField, StringField, TextAreaField
+from wtforms import BooleanField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
 from domain.orders import REFUND_METHODS
@@ -36,6 +36,16 @@ class RefundNoteForm(FlaskForm):
     # The stored value stays the message id; the option reads in the reader's language.
     method = SelectField(_l("Refunded by"), choices=[(m, _l(m)) for m in REFUND_METHODS])
     reference = StringField(_l("Reference"), validators=[Optional(), Length(max=120)])
+
+
+class RetryMessageForm(FlaskForm):
+    """Send one of the order's messages again. The id travels in the form (not the URL);
+    ``may_have_arrived`` is the staff member's word that a message whose outcome is
+    unknown may be sent a second time."""
+
+    # Checked by the view: an id that is not one of this order's messages is a 404.
+    message_id = StringField(_l("Message"))
+    may_have_arrived = BooleanField(_l("I understand it may already have arrived"))
 
 
 def first_error(form: FlaskForm) -> str:

@@ -21,11 +21,13 @@ from flask_login import current_user, login_required
 from werkzeug.datastructures import MultiDict
 
 from blueprints.i18n import translate_error
+from blueprints.mail.routes import STATUS_TITLES, html_part_response, message_or_404, preview_page
 from blueprints.orders.forms import (
     ConfirmForm,
     NoteForm,
     ReasonForm,
     RefundNoteForm,
+    RetryMessageForm,
     ShipForm,
     TrackingForm,
     first_error,
@@ -38,6 +40,9 @@ from domain.errors import DomainError
 from domain.exports import SYNC_LIMIT, export_filename, export_orders, matching_ids
 from domain.i18n import N_
 from domain.money import parse_money
+from domain.notify import alerts, outbox, resend
+from domain.notify.kinds import KIND_LABELS, status_email_kind
+from domain.notify.transport import MailSettings
 from domain.proofs import reused_proof_order_numbers
 from domain.search import SOURCES, OrderQuery
 from domain.status import OrderStatus, available_actions
@@ -209,20 +214,45 @@ def delete_view(view_id: int):
     return redirect(url_for("orders.index"))
 
 
+def _timeline(order_id: int, history) -> list[tuple]:
+    """The history, newest first, each event with the messages it caused (oldest first).
+    A message whose event is not in the history stands alone at its own time."""
+    messages = outbox.order_messages(order_id)
+    by_event: dict[int | None, list] = {}
+    for message in reversed(messages):
+        by_event.setdefault(message.event_id, []).append(message)
+    known = {ev.id for ev in history}
+    entries = [(ev, by_event.get(ev.id, [])) for ev in history]
+    alone = [(None, [m]) for m in messages if m.event_id not in known]
+    if alone:
+        entries += alone
+        entries.sort(key=lambda e: e[0].created_at if e[0] is not None else e[1][0].created_at,
+                     reverse=True)  # stable: same-time entries keep their order
+    return entries
+
+
 def _order_context(order, **extra) -> dict:
-    return dict(order=order, actions=available_actions(order),
-                history=actions.order_history(order.id),
+    history = actions.order_history(order.id)
+    timeline = _timeline(order.id, history)
+    return dict(order=order, actions=available_actions(order), history=history,
+                timeline=timeline, message_count=sum(len(m) for _ev, m in timeline),
                 ship_form=ShipForm(), reason_form=ReasonForm(), confirm_form=ConfirmForm(),
-                note_form=NoteForm(), refund_form=RefundNoteForm(),
+                note_form=NoteForm(), refund_form=RefundNoteForm(), retry_form=RetryMessageForm(),
                 reused_proof=reused_proof_order_numbers(order),
                 payment_kinds=actions.PAYMENT_KINDS,
-                refund_methods=actions.REFUND_METHODS, **extra)
+                refund_methods=actions.REFUND_METHODS,
+                resends_left=resend.resends_left(order), max_resends=resend.MAX_RESENDS,
+                resend_kind=status_email_kind(order) if order.kind == "placed" else None,
+                kind_labels=KIND_LABELS, status_labels=STATUS_TITLES,
+                smtp_enabled=MailSettings.from_config(current_app.config).smtp_enabled,
+                **extra)
 
 
 @bp.get("/orders/<number>")
 def detail(number: str):
     """Order page: items, totals, customer, shipping, payment, history, allowed actions."""
     order = _order_or_404(number)
+    alerts.mark_order_read(current_user.id, order.id)  # opening it reads its bell entries
     return render("orders/detail.html", block="order_body", **_order_context(order))
 
 
@@ -316,6 +346,76 @@ def add_refund_note(number: str):
                                    method=form.method.data,
                                    reference=form.reference.data or "", actor=_actor())
     return _run(number, RefundNoteForm(), record, N_("Refund note recorded."))
+
+
+# ------------------------------------------------------------------ messages
+
+
+def _order_message_or_404(order, message_id):
+    """One of this order's messages; another order's message id is a 404 like a missing one."""
+    if isinstance(message_id, str):
+        message_id = int(message_id) if message_id.isascii() and message_id.isdigit() \
+            and len(message_id) <= 10 else 0
+    message = message_or_404(message_id)
+    if message.order_id != order.id:
+        abort(404)
+    return message
+
+
+@bp.post("/orders/<number>/resend-email")
+def resend_email(number: str):
+    """Send the customer the email for the order's current status again (at most 5 times)."""
+    order = _order_or_404(number)
+    if not ConfirmForm().validate_on_submit():
+        return _done(order, _("The form is not valid."), error=True)
+    try:
+        order = resend.resend_email(order.id, actor=_actor())
+    except DomainError as exc:
+        return _done(order, translate_error(exc), error=True)
+    return _done(order, _("Email resent to %(recipient)s (%(count)s of %(max)s).",
+                          recipient=order.customer_email, count=order.email_resends,
+                          max=resend.MAX_RESENDS))
+
+
+@bp.post("/orders/<number>/messages/retry")
+def retry_message(number: str):
+    """Try a failed, dead or unknown message again. An unknown one may already have
+    arrived: the staff member must say they know that."""
+    order = _order_or_404(number)
+    form = RetryMessageForm()
+    if not form.validate_on_submit():
+        return _done(order, first_error(form), error=True)
+    message = _order_message_or_404(order, form.message_id.data or "")
+    recipient = message.recipient
+    if message.status == "unknown" and not form.may_have_arrived.data:
+        return _done(order, _("This message may already have arrived. Tick “%(check)s” to "
+                              "send it again anyway.", check=form.may_have_arrived.label.text),
+                     error=True)
+    try:
+        outbox.retry_by_hand(message.id, actor=_actor())
+    except DomainError as exc:
+        return _done(order, translate_error(exc), error=True)
+    return _done(order, _("The message to %(recipient)s will be sent again.",
+                          recipient=recipient))
+
+
+@bp.get("/orders/<number>/messages/<int:message_id>")
+def message(number: str, message_id: int):
+    """The rendered copy of one of the order's messages."""
+    order = _order_or_404(number)
+    msg = _order_message_or_404(order, message_id)
+    return preview_page(msg, order=order,
+                        html_url=url_for("orders.message_html", number=order.number,
+                                         message_id=msg.id),
+                        back_url=url_for("orders.detail", number=order.number),
+                        back_label=_("Order %(number)s", number=order.number))
+
+
+@bp.get("/orders/<number>/messages/<int:message_id>/html")
+def message_html(number: str, message_id: int):
+    """The HTML part alone, for the preview's sandboxed frame."""
+    order = _order_or_404(number)
+    return html_part_response(_order_message_or_404(order, message_id))
 
 
 # ------------------------------------------------------------------ tracking code
