@@ -13,7 +13,7 @@ test: setup
 	@$(MAKE) --no-print-directory browser-deps deploy-deps
 	$(BIN)/python -m pytest
 
-setup: $(VENV)/.installed static/vendor/htmx.min.js translations
+setup: $(VENV)/.installed static/vendor/htmx.min.js static/vendor/htmx-ext-sse.js static/sounds/alert.wav translations
 
 # The .po catalogs are committed; their compiled .mo files are built here, never committed.
 translations: $(VENV)/.installed
@@ -34,6 +34,15 @@ static/vendor/htmx.min.js: package.json
 	npm install --no-audit --no-fund --silent
 	mkdir -p static/vendor
 	cp node_modules/htmx.org/dist/htmx.min.js static/vendor/htmx.min.js
+
+# The htmx SSE extension (the desk's live alerts), from the same npm install.
+static/vendor/htmx-ext-sse.js: static/vendor/htmx.min.js
+	@test -f node_modules/htmx-ext-sse/dist/sse.min.js || npm install --no-audit --no-fund --silent
+	cp node_modules/htmx-ext-sse/dist/sse.min.js static/vendor/htmx-ext-sse.js
+
+# The desk's alert chime, synthesised by our own code (no third-party sound file).
+static/sounds/alert.wav: blueprints/alerts/chime.py $(VENV)/.installed
+	$(BIN)/python -m blueprints.alerts.chime $@
 
 # Browser tests need Debian's chromium and a CJK font; install them when apt can.
 browser-deps:

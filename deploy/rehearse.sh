@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Rehearse the production deploy of deploy/README.md on this machine, on loopback only:
-# Debian's nginx (TLS, self-signed) -> gunicorn (3 workers) -> the app, the RQ worker,
+# Debian's nginx (TLS, self-signed) -> gunicorn (3 workers x 16 threads) -> the app, the RQ worker,
 # Redis and PostgreSQL (the local servers; REHEARSE_DB=sqlite for SQLite). Then an
-# HTTPS smoke journey (deploy/smoke.py), then everything is torn down.
+# HTTPS smoke journey (deploy/smoke.py) and the desk's live alerts through nginx (open
+# event streams, a new order reaching all of them), then everything is torn down.
 #
 #   bash deploy/rehearse.sh                  # PostgreSQL at 127.0.0.1:5432
 #   REHEARSE_DB=sqlite bash deploy/rehearse.sh
@@ -35,6 +36,7 @@ fail() { printf '[rehearse] FAILED: %s\n' "$*" >&2; exit 1; }
 case "$DB_KIND" in postgres|sqlite) ;; *) fail "REHEARSE_DB must be postgres or sqlite, not '$DB_KIND'";; esac
 [ -x "$PY" ] || fail "no virtualenv at $VENV: run 'make setup' first"
 [ -f "$REPO/static/vendor/htmx.min.js" ] || fail "static/vendor/htmx.min.js missing: run 'make setup' first"
+[ -f "$REPO/static/vendor/htmx-ext-sse.js" ] || fail "static/vendor/htmx-ext-sse.js missing: run 'make setup' first"
 
 # ------------------------------------------------------------------ packages (README step 1)
 if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ] || ! command -v openssl >/dev/null 2>&1; then
@@ -184,7 +186,7 @@ unit_exec() {
 }
 WEB_CMD="$(unit_exec shopdesk-web.service)"
 WORKER_CMD="$(unit_exec shopdesk-worker.service)"
-case "$WEB_CMD" in *"--workers 3"*"127.0.0.1:$APP_PORT"*"--limit-request-line 8190"*) ;;
+case "$WEB_CMD" in *"--workers 3 --worker-class gthread --threads "*"127.0.0.1:$APP_PORT"*"--limit-request-line 8190"*) ;;
     *) fail "unexpected ExecStart in shopdesk-web.service: $WEB_CMD";; esac
 eval "start web $WEB_CMD"
 eval "start worker $WORKER_CMD"
@@ -247,3 +249,93 @@ timeout 150 "$PY" "$REPO/deploy/smoke.py" \
     --web-log "$TMP/logs/web.log" --worker-log "$TMP/logs/worker.log" \
     --nginx-config "$TMP/nginx-effective.conf" --work-dir "$TMP" \
     || fail "the smoke journey failed (see above)"
+
+# ------------------------------------------------------------------ live alerts through nginx
+# More open event streams than gunicorn has workers: with threads the site still answers,
+# every stream starts at once (nginx does not buffer it), and an order placed in the shop
+# reaches every stream within 5 s through Redis pub/sub, whichever worker holds it.
+timeout 60 "$PY" - "$REPO/deploy" "https://127.0.0.1:$HTTPS_PORT" "$TMP/fullchain.pem" \
+    "$OWNER_EMAIL" "$OWNER_PASSWORD" <<'EOF' || fail "the live alerts check failed (see above)"
+import http.client, re, sys, threading, time
+sys.path.insert(0, sys.argv[1])
+from smoke import Browser, csrf_token, redirect_path
+
+base, cacert, email, password = sys.argv[2:6]
+STREAMS = 5
+
+def fail(message):
+    print(f"LIVE ALERTS: {message}", file=sys.stderr, flush=True)
+    sys.exit(1)
+
+owner = Browser(base, cacert, source="127.0.0.9")
+login = owner.get("/login")
+owner.post_form("/login", [("csrf_token", csrf_token(login.text)), ("email", email), ("password", password)])
+desk = owner.get("/orders")
+after = re.search(r'name="after" value="(\d+)"', desk.text)
+sig = re.search(r'name="sig" value="([\d.]+)"', desk.text)
+if desk.status != 200 or not (after and sig):
+    fail(f"the desk page has no live alerts state ({desk.status})")
+cookie = "; ".join(f"{k}={v}" for k, v in owner.cookies.items())
+
+streams = []
+for _ in range(STREAMS):
+    conn = http.client.HTTPSConnection(owner.host, owner.port, context=owner.context, timeout=10,
+                                       source_address=("127.0.0.9", 0))
+    conn.request("GET", f"/events?after={after.group(1)}&sig={sig.group(1)}",
+                 headers={"Cookie": cookie, "Accept": "text/event-stream"})
+    response = conn.getresponse()
+    if response.status != 200 or not response.getheader("Content-Type", "").startswith("text/event-stream"):
+        fail(f"/events answered {response.status} {response.getheader('Content-Type')}")
+    started = time.monotonic()
+    first = response.readline()
+    if b"retry:" not in first or time.monotonic() - started > 3:
+        fail(f"the stream's first line took {time.monotonic() - started:.1f} s: {first!r} (buffered?)")
+    streams.append((conn, response))
+started = time.monotonic()
+health = owner.get("/healthz")
+if health.status != 200 or time.monotonic() - started > 3:
+    fail(f"with {STREAMS} streams open /healthz took {time.monotonic() - started:.1f} s ({health.status})")
+
+received = []
+def listen(response):
+    data = b""
+    while b"event: alert" not in data:
+        line = response.readline()
+        if not line:
+            return
+        data += line
+    while not data.endswith(b"\n\n"):
+        data += response.readline()
+    received.append((time.monotonic(), data.decode()))
+readers = [threading.Thread(target=listen, args=(r,), daemon=True) for _, r in streams]
+for reader in readers:
+    reader.start()
+
+customer = Browser(base, cacert, source="127.0.0.10")
+shop = customer.get("/shop/")
+variant = re.search(r'name="variant_id" value="(\d+)"', shop.text).group(1)
+customer.post_form("/shop/cart/add", [("csrf_token", csrf_token(shop.text)), ("variant_id", variant),
+                                       ("quantity", "1")])
+cart = customer.get("/shop/cart")
+payment = re.search(r'name="payment_method" value="(\d+)"', cart.text).group(1)
+shipping = re.search(r'name="shipping_method" value="(\d+)"', cart.text).group(1)
+placed_at = time.monotonic()
+placed = customer.post_form("/shop/checkout", [
+    ("csrf_token", csrf_token(cart.text)), ("name", "Live <b>Alert</b>"), ("phone", "9123 4567"),
+    ("email", "live@example.hk"), ("address", "Mong Kok"), ("payment_method", payment),
+    ("shipping_method", shipping)])
+if not redirect_path(placed).startswith("/shop/o/"):
+    fail(f"checkout answered {placed.status}")
+for reader in readers:
+    reader.join(max(0.1, placed_at + 5 - time.monotonic()))
+late = [round(at - placed_at, 1) for at, _ in received if at - placed_at > 5]
+if len(received) != STREAMS or late:
+    fail(f"{len(received)} of {STREAMS} streams got the new order within 5 s (late: {late})")
+if not all('data-testid="toast-' in text and "Live &lt;b&gt;Alert&lt;/b&gt;" in text for _, text in received):
+    fail("an alert without the toast, or with the customer's name unescaped")
+for conn, _ in streams:
+    conn.close()
+print(f"  - live alerts: {STREAMS} streams through nginx, /healthz answered meanwhile, the new order "
+      f"reached all in {max(at for at, _ in received) - placed_at:.2f} s", flush=True)
+EOF
+say "live alerts through nginx: ok"

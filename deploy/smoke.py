@@ -342,7 +342,7 @@ def run(args) -> None:
               flush=True)
     security_headers(static, "a static file")
 
-    step("/events passes nginx unbuffered (no SSE endpoint yet: checked in nginx -T)")
+    step("/events passes nginx unbuffered (nginx -T here; live streams in rehearse.sh)")
     config = open(args.nginx_config, encoding="utf-8").read()
     block = re.search(r"location /events \{(.*?)\}", config, re.S)
     check(block and "proxy_buffering off;" in block.group(1)

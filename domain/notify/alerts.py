@@ -9,16 +9,36 @@ last one it saw.
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, select, update
 
-from domain.db import db, write_transaction
+from domain.db import db, insert_ignoring_duplicates, write_transaction
+from domain.i18n import N_
 from domain.models import DeskNotification, Order, User, utcnow
-from domain.notify.kinds import DESK_EVENTS
+from domain.notify.kinds import DESK_EVENTS, TOAST_EVENTS
 
 PUBLISH_KEY = "desk_alert"
 LIST_LIMIT = 30
+# A page that (re)connects late must not pop up a pile of old news: only rows this
+# recent become toasts, at most this many per update; the bell keeps all of them.
+TOAST_MAX_AGE = timedelta(minutes=10)
+TOAST_LIMIT = 3
+
+# The bell's line for each event, in words (translated where shown).
+EVENT_LABELS = {
+    "order_placed": N_("New order"),
+    "proof_uploaded": N_("Payment proof uploaded"),
+    "payment_confirmed": N_("Payment confirmed"),
+    "proof_declined": N_("Payment proof declined"),
+    "order_shipped": N_("Order shipped"),
+    "ready_for_pickup": N_("Ready for pickup"),
+    "pickup_completed": N_("Picked up"),
+    "order_rejected": N_("Order rejected"),
+    "order_expired": N_("Order expired"),
+    "payment_reminder_due": N_("Payment reminder due"),
+}
 
 
 def write_for_events(events, now: datetime) -> int:
@@ -31,7 +51,9 @@ def write_for_events(events, now: datetime) -> int:
             for e in events for user_id in users
             if not (e.actor.type == "staff" and e.actor.id == user_id)]
     if rows:
-        db.session.execute(insert(DeskNotification), rows)
+        # A replayed event adds nothing: (user, event) is unique.
+        db.session.execute(insert_ignoring_duplicates(DeskNotification, "user_id", "event_id"),
+                           rows)
         db.session.info[PUBLISH_KEY] = True
     return len(rows)
 
@@ -76,12 +98,124 @@ def mark_read(user_id: int, ids: list[int] | None = None, *, now: datetime | Non
 
 
 def mark_order_read(user_id: int, order_id: int, *, now: datetime | None = None) -> int:
-    """Opening an order reads its notifications."""
+    """Opening an order reads its notifications. Checked with a read first: most
+    order views have none unread, and a write would take the database's write lock."""
+    unread = (DeskNotification.user_id == user_id, DeskNotification.order_id == order_id,
+              DeskNotification.read_at.is_(None))
+    if db.session.scalar(select(DeskNotification.id).where(*unread).limit(1)) is None:
+        return 0
+    now = now or utcnow()
+    with write_transaction():
+        result = db.session.execute(
+            update(DeskNotification).where(*unread)
+            .values(read_at=now).execution_options(synchronize_session=False))
+    return result.rowcount
+
+
+def mark_read_upto(user_id: int, upto_id: int, *, now: datetime | None = None) -> int:
+    """"Mark all as read" for what the staff member saw: rows up to ``upto_id``.
+
+    A notification that arrived after the list was drawn stays unread.
+    """
     now = now or utcnow()
     with write_transaction():
         result = db.session.execute(
             update(DeskNotification)
-            .where(DeskNotification.user_id == user_id, DeskNotification.order_id == order_id,
-                   DeskNotification.read_at.is_(None))
+            .where(DeskNotification.user_id == user_id, DeskNotification.read_at.is_(None),
+                   DeskNotification.id <= upto_id)
             .values(read_at=now).execution_options(synchronize_session=False))
     return result.rowcount
+
+
+def open_notification(user_id: int, notification_id: int, *,
+                      now: datetime | None = None) -> Order | None:
+    """Open one bell entry: it and the rest of its order's entries are read.
+
+    None when the entry is not this user's (or does not exist): callers answer 404,
+    the same for both, so ids of other people's entries reveal nothing.
+    """
+    row = db.session.execute(
+        select(DeskNotification.order_id)
+        .where(DeskNotification.id == notification_id, DeskNotification.user_id == user_id)
+    ).first()
+    if row is None:
+        return None
+    mark_order_read(user_id, row.order_id, now=now)
+    return db.session.get(Order, row.order_id)
+
+
+# ------------------------------------------------------------------ the live desk
+
+
+@dataclass(frozen=True)
+class DeskCounts:
+    """The numbers the desk's nav shows, for one staff member."""
+
+    new_orders: int  # unread "new order" entries: orders this person has not opened yet
+    to_confirm: int  # orders waiting for their payment proof to be confirmed (everyone's)
+    unread: int  # unread bell entries of any kind
+
+    @property
+    def signature(self) -> str:
+        """A short token a page sends back, so an unchanged desk gets no update."""
+        return f"{self.new_orders}.{self.to_confirm}.{self.unread}"
+
+
+def unread_new_orders(user_id: int) -> int:
+    return db.session.scalar(
+        select(func.count()).select_from(DeskNotification)
+        .where(DeskNotification.user_id == user_id, DeskNotification.read_at.is_(None),
+               DeskNotification.kind == "order_placed")) or 0
+
+
+def payments_to_confirm() -> int:
+    """Orders in pending_confirmation: the review queue's own count, one definition."""
+    from domain.proofs import review_queue_count  # domain.proofs imports orders -> outbox -> here
+
+    return review_queue_count()
+
+
+def counts(user_id: int) -> DeskCounts:
+    return DeskCounts(new_orders=unread_new_orders(user_id), to_confirm=payments_to_confirm(),
+                      unread=unread_count(user_id))
+
+
+@dataclass(frozen=True)
+class DeskUpdate:
+    """What changed for one open desk page since it last heard."""
+
+    latest_id: int  # the newest entry now: the page's next "after"
+    counts: DeskCounts
+    recent: list  # the bell's list: (DeskNotification, Order), newest first
+    new: list  # of those, the ones newer than the page's "after"
+    toasts: list  # of those, the ones to pop up, oldest first
+
+    @property
+    def has_news(self) -> bool:
+        return bool(self.new)
+
+
+def toasts_from(pairs, *, now: datetime | None = None) -> list:
+    """The entries that pop up: new orders and proofs, recent ones only, oldest first."""
+    now = now or utcnow()
+    recent = [(n, o) for n, o in pairs
+              if n.kind in TOAST_EVENTS and n.created_at >= now - TOAST_MAX_AGE]
+    return list(reversed(recent[:TOAST_LIMIT]))
+
+
+def update_since(user_id: int, after_id: int, signature: str = "", *,
+                 now: datetime | None = None) -> DeskUpdate | None:
+    """The desk's news for a page that has seen entries up to ``after_id`` and shows
+    the counts ``signature``; None when nothing changed (no new entry, same counts).
+
+    Read by the event stream on each wake-up and by the polling fallback: both ask
+    the database, so a wake-up lost on Redis only delays the news to the next check.
+    """
+    recent = notifications(user_id)
+    new = [(n, o) for n, o in recent if n.id > after_id]
+    now_counts = counts(user_id)
+    if not new and now_counts.signature == signature:
+        return None
+    latest = new[0][0].id if new else max(after_id, 0)
+    return DeskUpdate(latest_id=latest, counts=now_counts, recent=recent, new=new,
+                      toasts=toasts_from(new, now=now))
