@@ -38,13 +38,15 @@ def remind_order_job(order_id: int) -> bool:
 
 @in_app_context
 def sweep_job() -> dict:
-    """Expire everything overdue, write every due reminder, and catch lost deliveries."""
+    """Expire everything overdue, write due reminders, catch lost deliveries, drop old exports."""
     # First: the banner and /healthz mean "a worker is running jobs", even if this sweep then fails.
     heartbeat.beat(get_redis())
     from jobs import outbox
+    from jobs.exports import remove_expired_exports
 
     counts = {"expired": deadlines.sweep_overdue(),
               "reminders": deadlines.write_due_reminders()}
+    counts["exports_removed"] = remove_expired_exports()  # downloads past their 7 days
     return {**counts, **outbox.sweep()}
 
 

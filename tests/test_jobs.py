@@ -127,6 +127,7 @@ def test_sweep_expires_an_order_whose_scheduled_job_was_lost(app, place_unpaid, 
     run_worker()
     # then exactly the overdue unpaid ones are expired and restocked
     assert job.latest_result().return_value == {"expired": 2, "reminders": 0,
+                                              "exports_removed": 0,
                                               "outbox_stuck": 0, "outbox_due": 0}
     assert [fresh(Order, o.id).status for o in (lost, never, paid, future)] == [
         "canceled", "canceled", "processing", "pending_payment"]

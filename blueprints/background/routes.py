@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Blueprint, abort, current_app, send_file
+from flask import Blueprint, abort, current_app, render_template, send_file
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from blueprints.rendering import render
+from domain.notify.export_mail import DOWNLOAD_KEPT, download_expired, download_expires_at
 from jobs.queue import get_job
 
 bp = Blueprint("background", __name__, url_prefix="/jobs")
@@ -21,7 +23,8 @@ def require_login():
 
 def _own_job_or_404(job_id: str):
     job = get_job(job_id)
-    # A job's file belongs to whoever asked for it (owners may open any).
+    # A job's file belongs to whoever asked for it (owners may open any). Another
+    # staff member gets the same 404 as a job that does not exist: no hint it does.
     if job is None or (job.user_id != current_user.id and not current_user.is_owner):
         abort(404)
     return job
@@ -31,13 +34,19 @@ def _own_job_or_404(job_id: str):
 def progress(job_id: str):
     """The self-polling progress component (a full page without htmx)."""
     job = _own_job_or_404(job_id)
-    return render("background/progress.html", block="job", job=job)
+    return render("background/progress.html", block="job", job=job,
+                  expired=download_expired(job), expires_at=download_expires_at(job))
 
 
 @bp.get("/<job_id>/download")
 def download(job_id: str):
-    """The finished job's file, as an attachment."""
+    """The finished job's file, as an attachment, for DOWNLOAD_KEPT after it finished
+    (the link in an "export ready" email says until when)."""
     job = _own_job_or_404(job_id)
+    if download_expired(job):
+        # 410 Gone: it existed and will not come back (the sweep deletes the file).
+        return render_template("background/expired.html", job=job, kept_days=DOWNLOAD_KEPT.days,
+                               title=_("This download expired")), 410
     if job.status != "done" or not job.result_path:
         abort(404)
     path = Path(job.result_path).resolve()
