@@ -80,6 +80,11 @@ def _set_cache_control(response: Response) -> None:
         return
     if endpoint in PUBLIC_ENDPOINTS and response.status_code < 400:
         return
+    if endpoint == "alerts.events":
+        # An event stream is never stored anyway; "no-store" on a request made by
+        # script would keep every desk page out of the browser's back/forward cache.
+        response.headers["Cache-Control"] = "private, no-cache"
+        return
     # Overrides send_file's "no-cache" and the like; keeps "private, no-store".
     if "no-store" not in response.headers.get("Cache-Control", ""):
         response.headers["Cache-Control"] = NO_STORE

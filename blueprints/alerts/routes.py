@@ -314,6 +314,6 @@ def events():
             wakeup.close()
 
     response = Response(stream_with_context(stream()), mimetype="text/event-stream")
-    response.headers["Cache-Control"] = "no-store"
+    response.headers["Cache-Control"] = "private, no-cache"  # see blueprints/security.py
     response.headers["X-Accel-Buffering"] = "no"  # nginx: pass each event on at once
     return response

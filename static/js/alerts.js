@@ -262,9 +262,19 @@
     canStream = typeof window.EventSource === "function" && window.htmx.createEventSource !== undefined;
     if (canStream) startStream(); else startPolling();
   });
-  // Back/forward cache: a page that comes back whole has lost its stream; reconnect
-  // from what the page had seen.
+  // Back/forward cache: an open stream keeps Chrome from keeping the page, so it is
+  // closed when the page is left; a page that comes back whole reconnects from what
+  // it had seen (or polls again).
+  var modeWhenHidden = "off";
+  window.addEventListener("pagehide", function () {
+    if (!host) return;
+    modeWhenHidden = mode;
+    if (source) { source.close(); source = null; }
+    if (mode === "poll") stopPolling();
+  });
   window.addEventListener("pageshow", function (event) {
-    if (event.persisted && host && mode === "sse") startStream();
+    if (!event.persisted || !host) return;
+    if (modeWhenHidden === "sse") startStream();
+    else if (modeWhenHidden === "poll") startPolling();
   });
 })();
