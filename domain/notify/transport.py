@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC
 from email import policy
 from email.message import EmailMessage
-from email.utils import format_datetime, formataddr, make_msgid
+from email.utils import format_datetime, formataddr, make_msgid, parseaddr
 from pathlib import Path
 
 from domain.models import OutboxMessage
@@ -126,12 +126,27 @@ def store_copy(folder: Path, message: OutboxMessage, mime: EmailMessage) -> Path
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{message.id}.eml"
     tmp = path.with_suffix(".eml.tmp")
-    tmp.write_bytes(mime.as_bytes())
+    # Flattened once, with SMTP's line endings: the copy is byte for byte what
+    # SMTPConnection sends (flattening is a large share of a message's cost).
+    data = mime.as_bytes(policy=mime.policy.clone(linesep="\r\n"))
+    tmp.write_bytes(data)
     os.replace(tmp, path)
+    mime.wire_bytes = data
     return path
 
 
 # ------------------------------------------------------------------ SMTP
+
+
+def _send_once_flattened(smtp: smtplib.SMTP, mime: EmailMessage) -> dict:
+    """The bytes store_copy flattened, sent as they are; send_message (which
+    flattens again, and handles SMTPUTF8) for anything else."""
+    wire = getattr(mime, "wire_bytes", None)
+    sender = parseaddr(str(mime["From"]))[1]
+    recipient = parseaddr(str(mime["To"]))[1]
+    if wire is None or not (sender and recipient and sender.isascii() and recipient.isascii()):
+        return smtp.send_message(mime)
+    return smtp.sendmail(sender, [recipient], wire)
 
 
 class _TracksHandover:
@@ -220,7 +235,7 @@ class SMTPConnection:
         smtp = self._smtp
         smtp.handed_over = False
         try:
-            refused = smtp.send_message(mime)
+            refused = _send_once_flattened(smtp, mime)
         except smtplib.SMTPRecipientsRefused as exc:
             self.close(quit=False)
             code = min((c for c, _m in exc.recipients.values()), default=550)
