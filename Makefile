@@ -3,6 +3,9 @@ PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app app
+# The papers' CJK font, from npm (see its rule below).
+FONT_DIR := static/vendor/fonts
+FONT_PKG := node_modules/@expo-google-fonts/noto-sans-hk
 
 .PHONY: run test setup db demo worker lint clean browser-deps deploy-deps translations messages
 
@@ -13,7 +16,8 @@ test: setup
 	@$(MAKE) --no-print-directory browser-deps deploy-deps
 	$(BIN)/python -m pytest
 
-setup: $(VENV)/.installed static/vendor/htmx.min.js static/vendor/htmx-ext-sse.js static/sounds/alert.wav translations
+setup: $(VENV)/.installed static/vendor/htmx.min.js static/vendor/htmx-ext-sse.js static/sounds/alert.wav translations \
+	$(FONT_DIR)/NotoSansHK-Regular.ttf node_modules/axe-core/axe.min.js
 
 # The .po catalogs are committed; their compiled .mo files are built here, never committed.
 translations: $(VENV)/.installed
@@ -39,6 +43,21 @@ static/vendor/htmx.min.js: package.json
 static/vendor/htmx-ext-sse.js: static/vendor/htmx.min.js
 	@test -f node_modules/htmx-ext-sse/dist/sse.min.js || npm install --no-audit --no-fund --silent
 	cp node_modules/htmx-ext-sse/dist/sse.min.js static/vendor/htmx-ext-sse.js
+
+# The papers' CJK font (domain/documents/fonts.py): Noto Sans HK with TrueType outlines,
+# which reportlab can subset and embed (Debian's Noto CJK files are CFF and cannot be),
+# from the npm package pinned in package.json. Copied out of node_modules, never committed.
+$(FONT_DIR)/NotoSansHK-Regular.ttf: package.json
+	@test -f $(FONT_PKG)/400Regular/NotoSansHK_400Regular.ttf || npm install --no-audit --no-fund --silent
+	mkdir -p $(FONT_DIR)
+	cp $(FONT_PKG)/700Bold/NotoSansHK_700Bold.ttf $(FONT_DIR)/NotoSansHK-Bold.ttf
+	cp $(FONT_PKG)/LICENSE_FONT $(FONT_DIR)/NotoSansHK-LICENSE.txt
+	cp $(FONT_PKG)/400Regular/NotoSansHK_400Regular.ttf $@
+
+# axe-core, which the browser tests run inside each page they check (tests/test_accessibility.py).
+node_modules/axe-core/axe.min.js: package.json
+	@test -f $@ || npm install --no-audit --no-fund --silent
+	@touch $@
 
 # The desk's alert chime, synthesised by our own code (no third-party sound file).
 static/sounds/alert.wav: blueprints/alerts/chime.py $(VENV)/.installed
@@ -68,8 +87,15 @@ deploy-deps:
 db: setup
 	$(FLASK) db upgrade
 
+# `make run DEMO=0`: an empty store (an owner account, no products or orders) to set up
+# in the browser, as a new merchant would. Use it on a fresh clone or a fresh instance/.
+DEMO ?= 1
 demo: db
+ifeq ($(DEMO),0)
+	$(FLASK) init-store --owner-email owner@example.com --owner-password shopdesk-demo
+else
 	$(FLASK) seed-demo --orders 2000 --if-empty
+endif
 
 worker: setup
 	$(FLASK) worker

@@ -21,6 +21,8 @@ migrate = Migrate()
 htmx = HTMX()
 
 INSECURE_KEYS = {"", "dev", "change-me", "secret"}
+# PostgreSQL connections per process: gunicorn's threads per worker (deploy/).
+DB_POOL_SIZE = 16
 
 
 class ConfigError(RuntimeError):
@@ -69,6 +71,13 @@ def create_app(test_config: dict | None = None) -> Flask:
         # After a commit that wrote messages or bell entries, queue delivery and wake
         # the desks (jobs/outbox.py). Tests without a Redis turn it off.
         NOTIFY_DISPATCH=True,
+        # WhatsApp Business Cloud API (domain/notify/whatsapp.py). The sandbox is a fake
+        # of that API served by this app at /_sandbox/whatsapp (blueprints/whatsapp_sandbox.py):
+        # on outside production unless SHOPDESK_WHATSAPP_SANDBOX=0, so `make run` can try the
+        # whole feature without credentials.
+        WHATSAPP_API_BASE=os.environ.get("WHATSAPP_API_BASE", "https://graph.facebook.com"),
+        WHATSAPP_SANDBOX_SERVER=os.environ.get(
+            "SHOPDESK_WHATSAPP_SANDBOX", "0" if env == "production" else "1") == "1",
         UPLOAD_FOLDER=str(Path(app.instance_path) / "uploads"),
         GENERATED_FOLDER=str(Path(app.instance_path) / "generated"),
         MAX_CONTENT_LENGTH=11 * 1024 * 1024,  # 10 MB proof + form overhead
@@ -91,6 +100,14 @@ def create_app(test_config: dict | None = None) -> Flask:
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgres://"):
         app.config["SQLALCHEMY_DATABASE_URI"] = app.config["SQLALCHEMY_DATABASE_URI"].replace(
             "postgres://", "postgresql+psycopg://", 1)
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql") \
+            and "pool_size" not in app.config["SQLALCHEMY_ENGINE_OPTIONS"]:
+        # One connection per gunicorn thread (deploy/ runs DB_POOL_SIZE threads), a few
+        # more for a burst: SQLAlchemy's default 5 + 10 made the 16th request wait.
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
+            **app.config["SQLALCHEMY_ENGINE_OPTIONS"],
+            "pool_size": int(os.environ.get("SHOPDESK_DB_POOL_SIZE", "") or DB_POOL_SIZE),
+            "max_overflow": 4}
 
     proxies = int(os.environ.get("SHOPDESK_PROXY_COUNT", "0") or 0)
     if proxies:
@@ -128,21 +145,33 @@ def create_app(test_config: dict | None = None) -> Flask:
     from blueprints.auth.routes import bp as auth_bp
     from blueprints.background.routes import bp as background_bp
     from blueprints.backups.routes import bp as backups_bp
+    from blueprints.bulk_ship.routes import bp as bulk_ship_bp
     from blueprints.cli import register_cli
     from blueprints.drafts.routes import bp as drafts_bp
     from blueprints.health import init_health
     from blueprints.i18n import init_i18n
     from blueprints.mail.routes import bp as mail_bp
+    from blueprints.media import bp as media_bp
+    from blueprints.modify.routes import bp as modify_bp
     from blueprints.orders.routes import bp as orders_bp
+    from blueprints.papers import bulk as _papers_bulk  # noqa: F401  (its routes join papers_bp)
+    from blueprints.papers.routes import bp as papers_bp
+    from blueprints.products.routes import bp as products_bp
     from blueprints.rendering import register_template_helpers
     from blueprints.request_log import init_request_log
     from blueprints.review.routes import bp as review_bp
     from blueprints.settings.routes import bp as settings_bp
     from blueprints.storefront.routes import bp as storefront_bp
+    from blueprints.whatsapp.routes import bp as whatsapp_bp
 
     for blueprint in (auth_bp, orders_bp, settings_bp, drafts_bp, review_bp, storefront_bp,
-                      background_bp, backups_bp, alerts_bp, mail_bp):
+                      background_bp, backups_bp, alerts_bp, mail_bp, products_bp,
+                      media_bp, whatsapp_bp, modify_bp, bulk_ship_bp, papers_bp):
         app.register_blueprint(blueprint)
+    if app.config.get("WHATSAPP_SANDBOX_SERVER"):
+        from blueprints.whatsapp_sandbox import bp as whatsapp_sandbox_bp
+
+        app.register_blueprint(whatsapp_sandbox_bp)
     register_template_helpers(app)
     init_i18n(app)  # Flask-Babel: the reader's language, money and dates in it
     register_cli(app)
@@ -182,5 +211,9 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     init_security(app)  # CSP, no-store, HSTS, static caching, the over-long URL guard
     init_site(app)  # styled 400/403/404/405/414 pages, /favicon.ico
+
+    from blueprints.compression import init_compression
+
+    init_compression(app)  # gzip for static files, and for pages this site itself asked for
 
     return app

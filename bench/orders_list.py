@@ -114,18 +114,24 @@ def indexed_queries(q: str):
 # ------------------------------------------------------------------ set-up
 
 
+def open_app(path: Path):
+    from app import create_app
+
+    workdir = path.parent
+    return create_app({"SECRET_KEY": "bench", "SQLALCHEMY_DATABASE_URI": f"sqlite:///{path}",
+                       "WTF_CSRF_ENABLED": False, "UPLOAD_FOLDER": str(workdir / "uploads"),
+                       "GENERATED_FOLDER": str(workdir / "generated")})
+
+
 def build(orders: int, workdir: Path):
     from flask_migrate import upgrade
 
-    from app import create_app
     from domain.accounts import create_user
     from domain.demo import seed_demo
     from domain.store import ensure_store_defaults
 
     path = workdir / "bench.db"
-    app = create_app({"SECRET_KEY": "bench", "SQLALCHEMY_DATABASE_URI": f"sqlite:///{path}",
-                      "WTF_CSRF_ENABLED": False, "UPLOAD_FOLDER": str(workdir / "uploads"),
-                      "GENERATED_FOLDER": str(workdir / "generated")})
+    app = open_app(path)
     with app.app_context():
         upgrade()
         ensure_store_defaults()
@@ -186,6 +192,13 @@ def pick_cases(orders: int) -> list[dict]:
         "from": date_from.isoformat(), "to": date_to.isoformat(), "payment": payment_id,
         "status": "completed"})})
     cases.append({"name": "page_50", "url": "/orders?page=50"})
+    placed = session.scalar(select(func.count()).select_from(Order).where(Order.kind == "placed"))
+    cases.append({"name": "last_page", "url": f"/orders?page={max(1, -(-placed // 50))}"})
+    # Page 51 reached from page 50's Next link: the cursor (keyset) way.
+    page_50_last = session.scalar(select(Order.id).where(Order.kind == "placed")
+                                  .order_by(Order.placed_at.desc(), Order.id.desc())
+                                  .offset(50 * 50 - 1).limit(1))
+    cases.append({"name": "page_51_by_next", "url": f"/orders?page=51&after={page_50_last}"})
     return cases
 
 
@@ -195,10 +208,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--naive-runs", type=int, default=5,
                         help="runs of the naive queries (they are slow)")
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="a folder for the database: built there once, reused after "
+                             "(a million orders take ~15 minutes to seed)")
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="shopdesk-bench-") as tmp:
-        app, path, seed_seconds = build(args.orders, Path(tmp))
+        workdir = args.keep or Path(tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
+        if args.keep and (workdir / "bench.db").exists():
+            from flask_migrate import upgrade
+
+            path, seed_seconds = workdir / "bench.db", 0.0
+            app = open_app(path)
+            with app.app_context():
+                upgrade()  # a database kept from before a migration
+        else:
+            app, path, seed_seconds = build(args.orders, workdir)
         print(f"seeded {args.orders} orders in {seed_seconds:.1f}s; "
               f"database {path.stat().st_size / 1e6:.0f} MB", flush=True)
         with app.app_context():

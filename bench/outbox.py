@@ -96,6 +96,8 @@ def build_store(app) -> dict:
         settings.name = "Cookie Lab"
         settings.email = "hello@cookielab.hk"
         settings.notification_email = "owner@cookielab.hk"
+        fps = db.session.query(PaymentMethod).filter_by(code="fps").one()
+        fps.fps_id, fps.payee_name, fps.enabled = "1234567", "Cookie Lab Ltd", True
         db.session.commit()
         logo = BytesIO()
         Image.new("RGB", (400, 160), (200, 120, 60)).save(logo, format="PNG")

@@ -50,12 +50,26 @@ def register_cli(app: Flask) -> None:
         click.echo(f"Created {user.role} {user.email}")
 
     @app.cli.command("init-store")
-    def init_store_command():
-        """Create the settings row and built-in payment and shipping methods."""
+    @click.option("--owner-email", default=None,
+                  help="Also create this owner account when the store has no account yet.")
+    @click.option("--owner-password", default=None)
+    def init_store_command(owner_email, owner_password):
+        """Create the settings row and built-in payment and shipping methods: an empty
+        store (no products, no orders) that the owner sets up in the browser."""
+        from domain.accounts import create_user
+        from domain.errors import DomainError
+        from domain.models import User
         from domain.store import ensure_store_defaults
 
         ensure_store_defaults()
         click.echo("Store defaults are in place.")
+        if owner_email and not db.session.scalar(select(func.count(User.id))):
+            try:
+                create_user(email=owner_email, password=owner_password or "", role="owner",
+                            name="")
+            except DomainError as exc:
+                raise click.ClickException(str(exc)) from exc
+            click.echo(f"Owner login: {owner_email} / {owner_password}")
 
     @app.cli.command("seed-demo")
     @click.option("--orders", type=click.IntRange(0, 5_000_000), default=2000, show_default=True)
@@ -104,6 +118,21 @@ def register_cli(app: Flask) -> None:
         if prune:
             for name in prune_backups(dest):
                 click.echo(f"Removed {name}")
+
+    @app.cli.command("recount-orders")
+    @click.option("--check", "check_only", is_flag=True,
+                  help="Only report drift (exit status 1 if any); change nothing.")
+    def recount_orders_command(check_only):
+        """Check the kept order counts (status tabs, nav badges) against the orders; repair them."""
+        from domain.order_counts import recount
+
+        drifts = recount(repair=not check_only)
+        for drift in drifts:
+            click.echo(("Drift: " if check_only else "Repaired: ") + str(drift))
+        if not drifts:
+            click.echo("Order counts match the orders.")
+        elif check_only:
+            raise SystemExit(1)
 
     @app.cli.command("restore")
     @click.argument("archive", type=click.Path(exists=True, dir_okay=False))

@@ -16,27 +16,29 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
+from babel import support
 from babel.dates import get_timezone_name
+from babel.numbers import format_currency as babel_currency
 from flask import Blueprint, Flask, abort, g, redirect, request, session, url_for
 from flask_babel import (
     Babel,
-    format_currency,
-    format_date,
-    format_time,
     format_timedelta,
     get_locale,
+    get_translations,
     gettext,
     ngettext,
 )
 from flask_login import current_user
 from flask_wtf import FlaskForm
+from wtforms.i18n import messages_path
 
 from domain.errors import DomainError
-from domain.i18n import DEFAULT_LOCALE, LOCALE_NAMES, LOCALES, clean_locale
+from domain.i18n import DEFAULT_LOCALE, LOCALE_NAMES, LOCALES, bound_translations, clean_locale
 from domain.store import get_settings
 
 TRANSLATIONS = Path(__file__).resolve().parent.parent / "translations"
@@ -134,12 +136,45 @@ def html_lang() -> str:
 # ------------------------------------------------------------------ formatting
 
 
+_SAMPLE = Decimal("1234567.89")
+_SAMPLE_TEXT = "1,234,567.89"
+
+
+@lru_cache(maxsize=32)
+def _money_shape(locale: str, currency: str) -> tuple[str, str, str, str] | None:
+    """(prefix, suffix, negative prefix, negative suffix) of Babel's own format for this
+    locale and currency when it is the plain "1,234,567.89" shape, else None (then each
+    amount goes through Babel). Asked of Babel once, so the figures are Babel's."""
+    plain = babel_currency(_SAMPLE, currency, locale=locale, currency_digits=True)
+    negative = babel_currency(-_SAMPLE, currency, locale=locale, currency_digits=True)
+    if plain.count(_SAMPLE_TEXT) != 1 or negative.count(_SAMPLE_TEXT) != 1:
+        return None
+    return (*plain.split(_SAMPLE_TEXT), *negative.split(_SAMPLE_TEXT))
+
+
+def money_formatter(locale: str, currency: str):
+    """cents -> 'HK$1,234.50', exactly as blueprints.i18n.money writes it."""
+    shape = _money_shape(locale, currency)
+
+    def money(cents: int | None) -> str:
+        if cents is None:
+            return ""
+        if shape is None:
+            return babel_currency(Decimal(int(cents)) / 100, currency, locale=locale,
+                                  currency_digits=True)
+        whole, part = divmod(abs(int(cents)), 100)
+        digits = f"{whole:,}.{part:02d}"
+        prefix, suffix = (shape[2], shape[3]) if cents < 0 else (shape[0], shape[1])
+        return f"{prefix}{digits}{suffix}"
+
+    return money
+
+
 def money(cents: int | None, currency: str | None = None) -> str:
     """12345 -> 'HK$123.45' in the reader's locale (Babel's currency patterns)."""
     if cents is None:
         return ""
-    currency = currency or get_settings().currency
-    return format_currency(Decimal(int(cents)) / 100, currency, currency_digits=True)
+    return money_formatter(current_locale(), currency or get_settings().currency)(cents)
 
 
 def _aware(value: datetime) -> datetime:
@@ -151,14 +186,27 @@ def timezone_name() -> str:
     return get_timezone_name(ZoneInfo(get_settings().timezone), "long", locale=current_locale())
 
 
+def zone_abbreviation(local: datetime) -> str:
+    """The zone's short name at that moment: 'HKT'; zones whose data has no letters
+    ('+08') read as 'UTC+8' / 'UTC+5:30', never a bare offset."""
+    name = local.tzname() or ""
+    if name and name[0] not in "+-":
+        return name
+    offset = local.utcoffset() or timedelta(0)
+    minutes = int(offset.total_seconds() // 60)
+    sign = "+" if minutes >= 0 else "-"
+    hours, rest = divmod(abs(minutes), 60)
+    return f"UTC{sign}{hours}" + (f":{rest:02d}" if rest else "")
+
+
 def deadline(value: datetime | None) -> str:
-    """A stated time with its zone: '2026年11月30日 下午11:59 (香港時間)'."""
+    """A stated time with its zone, in the store's time zone: '2026-11-30 23:59 HKT'.
+
+    The same digits in every language (the spec's format; unambiguous in both)."""
     if value is None:
         return ""
-    value = _aware(value)
-    # CLDR's long date and short time; the zone is named, not "+0800".
-    return gettext("%(date)s %(time)s (%(zone)s)", date=format_date(value, "long"),
-                   time=format_time(value, "short"), zone=timezone_name())
+    local = _aware(value).astimezone(ZoneInfo(get_settings().timezone))
+    return f"{local:%Y-%m-%d %H:%M} {zone_abbreviation(local)}"
 
 
 def ago(value: datetime | None, now: datetime | None = None) -> str:
@@ -198,10 +246,74 @@ def choose_language():
     return redirect(_safe_next(request.form.get("next"), url_for("storefront.index")))
 
 
+def _translations():
+    """The translations to use now: bound ones (an email or PDF being rendered), else the
+    request's. Kept for the request beside Flask-Babel's locale object, so the ~200
+    strings of a desk page don't each walk Flask-Babel's lookups (issue 14); keyed by
+    that object, so force_locale (which swaps it) and refresh() (which drops it) are
+    followed exactly."""
+    bound = bound_translations()
+    if bound is not None:
+        return bound
+    state = getattr(g, "_flask_babel", None) if g else None
+    locale = getattr(state, "babel_locale", None)
+    if locale is None:
+        return get_translations()
+    kept = getattr(state, "shopdesk_translations", None)
+    if kept is not None and kept[0] is locale:
+        return kept[1]
+    translations = get_translations()
+    if getattr(state, "babel_locale", None) is locale:  # not changed by the lookup itself
+        state.shopdesk_translations = (locale, translations)
+    return translations
+
+
+def current_translations():
+    """The translations a render should use now (bound ones first): fetched once by
+    code that translates many strings in a row (blueprints/orders/rows.py)."""
+    return _translations()
+
+
+@lru_cache(maxsize=16)
+def _wtforms_catalog(locale: str):
+    return support.Translations.load(messages_path(), [locale], domain="wtforms")
+
+
+class _WTFormsTranslations:
+    """WTForms' own messages ("Not a valid integer value.") in the reader's language.
+
+    Flask-WTF loads that catalog from disk once per request (babel's
+    Translations.load: a few milliseconds, on every page with a form); this reads
+    the language at each call, so a page that switches to its order's language
+    (use_order_locale) still gets it, from a catalog loaded once per process."""
+
+    def ugettext(self, string):
+        return _wtforms_catalog(current_locale()).ugettext(string)
+
+    def ungettext(self, singular, plural, n):
+        return _wtforms_catalog(current_locale()).ungettext(singular, plural, n)
+
+
+WTFORMS_TRANSLATIONS = _WTFormsTranslations()
+
+
+def _share_wtforms_translations() -> None:
+    request.wtforms_translations = WTFORMS_TRANSLATIONS  # read by flask_wtf.i18n
+
+
 def init_i18n(app: Flask) -> None:
+    app.before_request(_share_wtforms_translations)
     app.config.setdefault("BABEL_DEFAULT_LOCALE", DEFAULT_LOCALE)
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(TRANSLATIONS))
     babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
+    # Flask-Babel's own template gettext, except that translations bound for a
+    # render (domain.i18n.bind_translations) are used as they are.
+    app.jinja_env.install_gettext_callables(
+        gettext=lambda s: _translations().ugettext(s),
+        ngettext=lambda s, p, n: _translations().ungettext(s, p, n),
+        pgettext=lambda c, s: _translations().upgettext(c, s),
+        npgettext=lambda c, s, p, n: _translations().unpgettext(c, s, p, n),
+        newstyle=True)
     app.register_blueprint(bp)
     app.add_template_filter(money, "money")
     app.add_template_filter(deadline, "deadline")

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from flask import Flask, render_template, request
+from flask import Flask, g, render_template, request
+from flask_babel import gettext
+from flask_login import current_user
 from jinja2_fragments.flask import render_block
+from sqlalchemy.exc import SQLAlchemyError
 
 from domain import status as status_rules
 from domain.money import cents_to_input
-from domain.search import SOURCES
+from domain.search import SOURCES, low_stock_count
 from domain.status import DeliveryStatus, OrderStatus
 from domain.store import get_settings
 
@@ -34,11 +37,40 @@ def render(template: str, block: str | list[str] | None = "content", **context) 
     return render_template(template, **context)
 
 
-def local_time(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+def local_time(value: datetime | None, fmt: str | None = None, *,
+               now: datetime | None = None) -> str:
+    """A stored (UTC) time in the store's time zone, read the same everywhere:
+    "Today 22:40", "Yesterday 09:15", then "2026-11-26 20:24" (or ``fmt``)."""
     if value is None:
         return ""
     zone = ZoneInfo(get_settings().timezone)
-    return value.replace(tzinfo=ZoneInfo("UTC")).astimezone(zone).strftime(fmt)
+    local = value.replace(tzinfo=ZoneInfo("UTC")).astimezone(zone)
+    if fmt:
+        return local.strftime(fmt)
+    today = (now.replace(tzinfo=ZoneInfo("UTC")) if now else datetime.now(ZoneInfo("UTC"))) \
+        .astimezone(zone).date()
+    clock = f"{local:%H:%M}"
+    if local.date() == today:
+        return gettext("Today %(time)s", time=clock)
+    if local.date() == today - timedelta(days=1):
+        return gettext("Yesterday %(time)s", time=clock)
+    return f"{local:%Y-%m-%d %H:%M}"
+
+
+def desk_low_stock() -> int:
+    """Variants low on stock, for the Products nav badge: once per request, on desk
+    pages only (0 for customers and signed-out visitors, who see no nav)."""
+    if "desk_low_stock" not in g:
+        g.desk_low_stock = 0
+        if current_user.is_authenticated and request.blueprint != "storefront" \
+                and not request.path.startswith("/shop"):
+            try:
+                g.desk_low_stock = low_stock_count()
+            except SQLAlchemyError:  # a badge must not take the page down
+                from domain.db import db
+
+                db.session.rollback()
+    return g.desk_low_stock
 
 
 def register_template_helpers(app: Flask) -> None:
@@ -47,7 +79,8 @@ def register_template_helpers(app: Flask) -> None:
 
     # Globals (not a context processor) so imported macros can see them too.
     app.jinja_env.globals.update(OrderStatus=OrderStatus, DeliveryStatus=DeliveryStatus,
-                                 SOURCES=SOURCES, rules=status_rules)
+                                 SOURCES=SOURCES, rules=status_rules,
+                                 desk_low_stock=desk_low_stock)
 
     @app.context_processor
     def store_context():

@@ -28,7 +28,8 @@ STATIC_UNVERSIONED = "public, max-age=86400"
 # Responses anyone may cache: they hold nothing about a person. Everything
 # else (the desk, the cart and checkout, the customer's order page and its
 # proof files, error pages) is personal and must not stay in any cache.
-PUBLIC_ENDPOINTS = frozenset({"static", "favicon", "store_logo", "storefront.index"})
+PUBLIC_ENDPOINTS = frozenset({"static", "favicon", "store_logo", "storefront.index",
+                              "media.product_image"})
 
 # Longest URL (path plus query string, as sent) the app serves. The search box
 # takes 100 characters (900 once a Chinese search is percent-encoded), so only

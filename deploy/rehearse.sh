@@ -166,8 +166,15 @@ timeout 60 "$PY" - <<'EOF' >>"$TMP/logs/migrate.log" 2>&1 || fail "could not cre
 from app import create_app
 from domain.db import db
 from domain.models import Product, Variant
+from domain.payment_details import save_payment_details
+from domain.store import all_payment_methods, ensure_store_defaults, set_payment_method_enabled
 app = create_app()
 with app.app_context():
+    # FPS takes payment only once its details are filled in (domain/payment_details.py).
+    ensure_store_defaults()
+    fps = next(m for m in all_payment_methods() if m.code == "fps")
+    save_payment_details(fps.id, fps_id="1234567", payee_name="Rehearsal Cookies Ltd")
+    set_payment_method_enabled(fps.id, True)
     product = Product(name="Rehearsal cookies", description="")
     db.session.add(product)
     db.session.flush()

@@ -35,7 +35,8 @@ CHUNK = 1 << 20
 # Tables a fresh instance fills by itself (migrations, `init-store`, sign-in
 # attempts, job rows): rows there do not make a database "hold data".
 SETUP_TABLES = {"alembic_version", "store_settings", "payment_method", "shipping_method",
-                "job", "login_throttle"}
+                "job", "login_throttle",
+                "whatsapp_price", "whatsapp_config"}  # the seeded price; the channel's row, off
 
 
 class BackupError(DomainError):

@@ -134,12 +134,34 @@ def seed_catalog(rng: random.Random) -> list[dict]:
 DEMO_NOTIFICATION_EMAIL = "orders@demo-shop.example"
 
 
+# Made-up details, so the demo store's customers see what real ones would.
+DEMO_PAYMENT_DETAILS = {
+    "fps": {"fps_id": "1234567", "payee_name": "Cookie Lab Ltd"},
+    "bank_transfer": {"bank_name": "HSBC", "payee_name": "Cookie Lab Ltd",
+                      "account_number": "004-123-456789-001"},
+    "payme": {"payme_link": "https://payme.hsbc/cookielab"},
+}
+
+
+def _demo_payment_details() -> None:
+    """Fill in and switch on the manual methods a demo store has left empty."""
+    for code, details in DEMO_PAYMENT_DETAILS.items():
+        method = db.session.scalar(select(PaymentMethod).where(PaymentMethod.code == code))
+        if method is None or any(getattr(method, key) for key in details):
+            continue
+        for key, value in details.items():
+            setattr(method, key, value)
+        method.enabled = True
+    db.session.commit()
+
+
 def seed_demo(orders: int, seed: int = 1, *, now: datetime | None = None) -> int:
     """Create ``orders`` orders (about 2% of them unpaid drafts). Returns how many."""
     ensure_store_defaults()
     now = now or utcnow()
     rng = random.Random(f"orders-{seed}")
     settings = get_settings()
+    _demo_payment_details()
     if not settings.notification_email:
         # So a merchant trying the demo sees the store's own "new order" email too
         # (kept on the Mail page: make run has no SMTP).
@@ -222,6 +244,11 @@ def _seed_orders(orders, seed, now, rng, prefix, settings, stored) -> None:
                 "shipping_kind": ship_kind, "subtotal_cents": subtotal,
                 "discount_cents": discount, "shipping_fee_cents": fee, "extra_charge_cents": 0,
                 "total_cents": total, "tracking_code": "" if draft else tracking,
+                # The books, as the actions keep them: paid (or proof sent) once past
+                # Pending payment; the demo's canceled orders were never paid.
+                "paid_cents": total if not draft and status in (
+                    OrderStatus.PENDING_CONFIRMATION, OrderStatus.PROCESSING,
+                    OrderStatus.COMPLETED) else 0,
                 "tracking_code_by_carrier": bool(tracking) and ship_kind == "logistics" and not draft,
                 "cancel_reason": "Customer changed their mind"
                 if status == OrderStatus.CANCELED and not draft else "",
@@ -245,7 +272,22 @@ def _seed_orders(orders, seed, now, rng, prefix, settings, stored) -> None:
             if len(order_rows) >= CHUNK:
                 _flush(order_rows, line_rows, event_rows)
         _flush(order_rows, line_rows, event_rows)
+        _book_carrier_parcels()
         sync_id_sequences()
+
+
+def _book_carrier_parcels() -> None:
+    """The demo's carrier-coded orders were booked with the test carrier: each has its
+    Shipment (label data left to the order and the store), so its label prints."""
+    from domain.models import Shipment
+
+    rows = db.session.execute(select(Order.id, Order.tracking_code, Order.placed_at).where(
+        Order.kind == "placed", Order.tracking_code_by_carrier.is_(True),
+        Order.id.not_in(select(Shipment.order_id)))).all()
+    if rows:
+        db.session.execute(insert(Shipment), [
+            {"order_id": oid, "carrier": "test", "tracking_code": code, "weight_grams": 1000,
+             "label": {"test": True}, "created_at": at} for oid, code, at in rows])
 
 
 class _ReceiptMaker:

@@ -92,13 +92,47 @@ def _merged_items(items: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return list(merged.items())
 
 
-def _prepared(data: DraftInput):
+@dataclass(frozen=True)
+class DraftTotals:
+    """The money of a draft as the builder shows it (live, before saving)."""
+
+    subtotal_cents: int
+    discount_cents: int
+    shipping_fee_cents: int
+    method_fee_cents: int  # what the chosen method charges
+    fee_overridden: bool  # the merchant typed the fee
+    shipping_method_name: str
+    total_cents: int
+    line_totals: dict[int, int]  # variant id -> that item's total
+
+
+def _money(data: DraftInput, *, allow_empty: bool = False):
+    """(shipping, lines, totals): one computation for saving and for the preview."""
     shipping = _enabled(ShippingMethod, data.shipping_method_id, "shipping method")
-    customer = data.customer.cleaned(need_address=shipping.kind != "pickup")
-    lines = _build_lines(_merged_items(data.items))
+    items = _merged_items(data.items)
+    lines = _build_lines(items) if items or not allow_empty else []
     subtotal = sum(line.line_total_cents for line in lines)
     fee = shipping.fee_cents if data.shipping_fee_cents is None else data.shipping_fee_cents
     total = compute_totals(subtotal, data.discount_cents, fee, 0)
+    return shipping, lines, DraftTotals(
+        subtotal_cents=subtotal, discount_cents=data.discount_cents, shipping_fee_cents=fee,
+        method_fee_cents=shipping.fee_cents,
+        fee_overridden=data.shipping_fee_cents is not None,
+        shipping_method_name=shipping.name, total_cents=total,
+        line_totals={line.variant_id: line.line_total_cents for line in lines})
+
+
+def preview_totals(data: DraftInput) -> DraftTotals:
+    """The draft's totals as saving would compute them (nothing is written). The
+    customer is not checked, and no items is a subtotal of 0, not a refusal."""
+    _shipping, _lines, totals = _money(data, allow_empty=True)
+    return totals
+
+
+def _prepared(data: DraftInput):
+    shipping, lines, totals = _money(data)
+    customer = data.customer.cleaned(need_address=shipping.kind != "pickup")
+    subtotal, fee, total = totals.subtotal_cents, totals.shipping_fee_cents, totals.total_cents
     return shipping, customer, lines, dict(
         customer_name=customer.name, customer_phone=customer.phone,
         customer_phone_e164=store_e164(customer.phone),
@@ -169,7 +203,8 @@ def _place(order_id: int, method: PaymentMethod, *, payment_reference: str,
         if draft.kind != "draft":
             raise AlreadyPlaced()
         lines = list(draft.lines)
-        hold_stock((line.variant_id, line.quantity) for line in lines if line.variant_id)
+        hold_stock(((line.variant_id, line.quantity) for line in lines if line.variant_id),
+                   order=draft, actor=Actor.customer(draft.customer_name))
         record = _customer_record(CustomerDetails(
             draft.customer_name, draft.customer_phone, draft.customer_email,
             draft.shipping_address))
@@ -227,6 +262,18 @@ def list_drafts(limit: int = 200) -> list[Order]:
                                    .limit(limit)))
 
 
+def fee_override(order: Order) -> int | None:
+    """The draft's shipping fee when the merchant typed one, else None (the fee follows
+    the method). A draft stores only the fee it charges, so a fee equal to its method's
+    is read as following it: re-saving a draft must not freeze the old method's fee
+    (switching SF Express to store pickup once still charged HK$40)."""
+    method = db.session.get(ShippingMethod, order.shipping_method_id) \
+        if order.shipping_method_id else None
+    if method is not None and order.shipping_fee_cents == method.fee_cents:
+        return None
+    return order.shipping_fee_cents
+
+
 def draft_input_from(order: Order) -> DraftInput:
     """The input that rebuilds this draft (the builder's starting values)."""
     return DraftInput(
@@ -234,4 +281,4 @@ def draft_input_from(order: Order) -> DraftInput:
                                  order.customer_email, order.shipping_address),
         items=[(line.variant_id, line.quantity) for line in order.lines if line.variant_id],
         shipping_method_id=order.shipping_method_id or 0,
-        shipping_fee_cents=order.shipping_fee_cents, discount_cents=order.discount_cents)
+        shipping_fee_cents=fee_override(order), discount_cents=order.discount_cents)

@@ -9,6 +9,10 @@ marked strings through the keywords in ``EXTRACT_KEYWORDS``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
 LOCALES = ("en", "zh_Hant_HK")
 DEFAULT_LOCALE = "zh_Hant_HK"
 # Shown in the language switcher, each in its own language.
@@ -66,3 +70,24 @@ EXTRACT_KEYWORDS = {
     "BackupError": None,
     "PaymentDeclined": None, "DeadlinePassed": None,
 }
+
+
+# Translations bound for a stretch of rendering in one language (a batch's
+# email, see domain/notify/email.py): the template gettext installed in
+# blueprints/i18n.py reads them here instead of looking the locale up through
+# Flask's context on each of an email's couple of hundred words.
+_BOUND: ContextVar = ContextVar("shopdesk_bound_translations", default=None)
+
+
+def bound_translations():
+    """The translations bound by ``bind_translations``, or None."""
+    return _BOUND.get()
+
+
+@contextmanager
+def bind_translations(translations) -> Iterator:
+    token = _BOUND.set(translations)
+    try:
+        yield translations
+    finally:
+        _BOUND.reset(token)

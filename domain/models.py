@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -15,17 +15,13 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
-    UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 import domain.search_text  # noqa: F401  (registers the search triggers' SQLite function)
-from domain.db import db
+from domain.db import db, utcnow  # noqa: F401  (utcnow: imported from here everywhere)
 from domain.status import DeliveryStatus, OrderStatus
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def new_token() -> str:
@@ -51,6 +47,8 @@ class StoreSettings(db.Model):
     reminder_lead_hours: Mapped[int | None] = mapped_column(Integer)
     # What staff read until they choose, and what customers read before they choose.
     language: Mapped[str] = mapped_column(String(16), default="en", server_default="en")
+    # Printed at the foot of every invoice (return policy, thanks).
+    invoice_note: Mapped[str] = mapped_column(Text, default="", server_default="")
 
 
 class User(db.Model):
@@ -143,25 +141,38 @@ class Product(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
-    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)  # False: archived, not sold
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    image_path: Mapped[str | None] = mapped_column(String(255))  # under UPLOAD_FOLDER/products
+    archived_at: Mapped[datetime | None] = mapped_column(DateTime)
     variants: Mapped[list[Variant]] = relationship(
         back_populates="product", order_by="Variant.id", cascade="all, delete-orphan"
     )
 
 
 class Variant(db.Model):
-    """A sellable item. ``stock`` None means unlimited."""
+    """A sellable item. ``stock`` None means unlimited.
+
+    ``stock`` only ever moves through domain/inventory.py, and each move is a
+    StockMove row: the ledger's sum is the stock count.
+    """
 
     __tablename__ = "variant"
     id: Mapped[int] = mapped_column(primary_key=True)
     product_id: Mapped[int] = mapped_column(ForeignKey("product.id"), index=True)
     name: Mapped[str] = mapped_column(String(120), default="")
     sku: Mapped[str] = mapped_column(String(64), unique=True)
-    barcode: Mapped[str] = mapped_column(String(64), default="", index=True)
+    barcode: Mapped[str] = mapped_column(String(64), default="")
     price_cents: Mapped[int] = mapped_column(Integer)
     stock: Mapped[int | None] = mapped_column(Integer)
+    low_stock_threshold: Mapped[int | None] = mapped_column(Integer)  # None: no warning
+    active: Mapped[bool] = mapped_column(Boolean, default=True)  # False: removed, kept for history
     product: Mapped[Product] = relationship(back_populates="variants")
+
+    __table_args__ = (
+        Index("uq_variant_barcode", "barcode", unique=True, sqlite_where=text("barcode <> ''"),
+              postgresql_where=text("barcode <> ''")),
+    )
 
     @property
     def display_name(self) -> str:
@@ -170,6 +181,35 @@ class Variant(db.Model):
     @property
     def unlimited(self) -> bool:
         return self.stock is None
+
+    @property
+    def low_stock(self) -> bool:
+        return (self.stock is not None and self.low_stock_threshold is not None
+                and self.stock <= self.low_stock_threshold)
+
+
+class StockMove(db.Model):
+    """One change of a variant's stock (domain/inventory.py): an order's hold, a
+    restock on cancel, a modification, an import or a manual adjustment.
+    The sum of a variant's ``delta`` is its stock (0 while unlimited)."""
+
+    __tablename__ = "stock_move"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    variant_id: Mapped[int] = mapped_column(ForeignKey("variant.id", ondelete="CASCADE"))
+    delta: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(String(20))  # domain.inventory.REASONS
+    note: Mapped[str] = mapped_column(String(200), default="")
+    order_id: Mapped[int | None] = mapped_column(Integer)
+    order_number: Mapped[str] = mapped_column(String(20), default="")
+    actor_type: Mapped[str] = mapped_column(String(10), default="system")
+    actor_id: Mapped[int | None] = mapped_column(Integer)
+    actor_label: Mapped[str] = mapped_column(String(254), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    __table_args__ = (
+        Index("ix_stock_move_variant", "variant_id", "id"),
+        Index("ix_stock_move_order", "order_id"),
+    )
 
 
 class Customer(db.Model):
@@ -191,6 +231,12 @@ class PaymentMethod(db.Model):
     builtin: Mapped[bool] = mapped_column(Boolean, default=False)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     instructions: Mapped[str] = mapped_column(Text, default="")
+    # Typed details for the built-in manual methods (domain/payment_details.py).
+    payee_name: Mapped[str] = mapped_column(String(120), default="")
+    fps_id: Mapped[str] = mapped_column(String(120), default="")
+    bank_name: Mapped[str] = mapped_column(String(120), default="")
+    account_number: Mapped[str] = mapped_column(String(40), default="")
+    payme_link: Mapped[str] = mapped_column(String(300), default="")
     deadline_days: Mapped[int | None] = mapped_column(Integer)  # overrides the store's
     position: Mapped[int] = mapped_column(Integer, default=0)
 
@@ -236,6 +282,9 @@ class Order(db.Model):
     customer_phone_e164: Mapped[str] = mapped_column(String(20), default="", server_default="")
     customer_email: Mapped[str] = mapped_column(String(254), default="")
     shipping_address: Mapped[str] = mapped_column(Text, default="")
+    # What the customer wrote for the shop at checkout ("please ring twice"): shown on
+    # the order and printed on the packing list.
+    customer_note: Mapped[str] = mapped_column(Text, default="", server_default="")
 
     payment_method_id: Mapped[int | None] = mapped_column(ForeignKey("payment_method.id"))
     payment_method_name: Mapped[str] = mapped_column(String(80), default="")
@@ -248,7 +297,16 @@ class Order(db.Model):
     discount_cents: Mapped[int] = mapped_column(Integer, default=0)
     shipping_fee_cents: Mapped[int] = mapped_column(Integer, default=0)
     extra_charge_cents: Mapped[int] = mapped_column(Integer, default=0)
+    extra_charge_label: Mapped[str] = mapped_column(String(80), default="", server_default="")
     total_cents: Mapped[int] = mapped_column(Integer, default=0)
+    # Money the customer has paid, or sent a proof for, towards this order: the
+    # total when it left Pending payment, plus balance payments received. Once
+    # paid, total - paid is a balance due, and paid - refunded - total a credit
+    # owed (domain.modify). No money moves through Shopdesk; this is the books.
+    paid_cents: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    refunded_cents: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Raised by every modification; a save made against an older version is refused.
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
     tracking_code: Mapped[str] = mapped_column(String(64), default="")
     # "Resend email" presses so far (SPEC §2: at most 5), raised by a guarded UPDATE.
@@ -310,6 +368,38 @@ class OrderLine(db.Model):
         return self.unit_price_cents * self.quantity
 
 
+class BalancePayment(db.Model):
+    """Money asked for after a modification raised a paid order's total: the
+    customer's proof for the balance (pending -> confirmed / declined), or the
+    merchant's "received" (confirmed, no proof)."""
+
+    __tablename__ = "balance_payment"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
+    amount_cents: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(10), default="pending", index=True)
+    proof_path: Mapped[str | None] = mapped_column(String(255))
+    proof_sha256: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text, default="")  # why it was declined
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime)
+    decided_by: Mapped[str] = mapped_column(String(254), default="")
+
+
+class Shipment(db.Model):
+    """A parcel booked with a logistics-automation carrier: its tracking code
+    (locked on the order) and the data the label prints."""
+
+    __tablename__ = "shipment"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), unique=True)
+    carrier: Mapped[str] = mapped_column(String(40))
+    tracking_code: Mapped[str] = mapped_column(String(64))
+    weight_grams: Mapped[int] = mapped_column(Integer, default=0)
+    label: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
 class OrderEvent(db.Model):
     """One history entry. ``details`` holds what changed, old and new values,
     reasons: enough for notifications to be derived from events alone."""
@@ -339,6 +429,9 @@ class Job(db.Model):
     result_path: Mapped[str | None] = mapped_column(String(255))
     result_name: Mapped[str | None] = mapped_column(String(255))
     error: Mapped[str] = mapped_column(Text, default="")
+    # What a bulk job did, for the progress page: counts, and the orders it skipped
+    # with the reason ({"done": n, "skipped": [{"number": "SD1", "reason": "..."}]}).
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     user_id: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
@@ -355,60 +448,24 @@ class SavedView(db.Model):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
-class OutboxMessage(db.Model):
-    """One message to deliver (domain/notify/outbox.py), written in the same
-    transaction as the action that caused it. Content is rendered at send time.
+class OrderCount(db.Model):
+    """How many orders of a kind are in a status (a draft's status is ""). Kept by
+    triggers on ``orders`` (migration d1a3c5e7f9b2) in the statement that changes an
+    order, so in its transaction; read and repaired by domain.order_counts."""
 
-    status: pending -> sending -> sent | failed (will be retried at
-    ``next_attempt_at``) | dead (permanent refusal or last retry) | unknown (a
-    send whose outcome was lost: shown to staff, never resent on its own).
-    """
-
-    __tablename__ = "outbox_message"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    # What caused it: "event:<order_event id>", "export:<job id>"; with channel and
-    # recipient it is unique, so one event never writes a message twice.
-    event_key: Mapped[str] = mapped_column(String(80))
-    channel: Mapped[str] = mapped_column(String(16), default="email")
-    recipient: Mapped[str] = mapped_column(String(254))
-    audience: Mapped[str] = mapped_column(String(10))  # customer | merchant | staff
-    kind: Mapped[str] = mapped_column(String(40))  # domain.notify.kinds
-    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"))
-    event_id: Mapped[int | None] = mapped_column(Integer)
-    user_id: Mapped[int | None] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(10), default="pending")
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-    claimed_at: Mapped[datetime | None] = mapped_column(DateTime)
-    claim_token: Mapped[str | None] = mapped_column(String(32))
-    sent_at: Mapped[datetime | None] = mapped_column(DateTime)
-    last_error: Mapped[str] = mapped_column(Text, default="")
-    subject: Mapped[str] = mapped_column(String(300), default="")
-    copy_path: Mapped[str | None] = mapped_column(String(255))  # the rendered .eml, under instance/
-    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-
-    __table_args__ = (
-        UniqueConstraint("event_key", "channel", "recipient", name="uq_outbox_event_channel_recipient"),
-        Index("ix_outbox_order", "order_id", "id"),
-        Index("ix_outbox_due", "status", "next_attempt_at"),
-    )
+    __tablename__ = "order_count"
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    status: Mapped[str] = mapped_column(String(24), primary_key=True)
+    n: Mapped[int] = mapped_column(Integer, default=0)
 
 
-class DeskNotification(db.Model):
-    """One order event in one staff member's bell (domain/notify/alerts.py)."""
-
-    __tablename__ = "desk_notification"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"))
-    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"))
-    event_id: Mapped[int] = mapped_column(Integer)
-    kind: Mapped[str] = mapped_column(String(40))  # the order event's type
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-    read_at: Mapped[datetime | None] = mapped_column(DateTime)
-
-    __table_args__ = (
-        UniqueConstraint("user_id", "event_id", name="uq_desk_notification_user_event"),
-        Index("ix_desk_notification_user_unread", "user_id", "read_at", "id"),
-        Index("ix_desk_notification_order", "order_id"),
-    )
+# The notification models (the outbox, the desk's bell, WhatsApp) live in their own
+# module; imported here so every model is reachable as domain.models.<Name>.
+from domain.models_notify import (  # noqa: E402,F401
+    DeskNotification,
+    OutboxMessage,
+    WhatsAppCharge,
+    WhatsAppConfig,
+    WhatsAppPrice,
+    WhatsAppStatus,
+)

@@ -13,13 +13,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, case, func, insert, select, update
+from sqlalchemy.orm import contains_eager
 
 from domain.actors import SYSTEM, Actor
 from domain.db import db, write_transaction
 from domain.errors import InvalidTransition, NotFound, ValidationError
 from domain.i18n import L_, N_, Label, clean_locale
-from domain.inventory import hold_stock, restock
+from domain.inventory import hold_stock, restock, restock_orders
 from domain.models import (
     Customer,
     Order,
@@ -34,10 +35,17 @@ from domain.models import (
 from domain.money import MAX_CENTS, format_money
 from domain.notify import outbox
 from domain.phones import store_e164
-from domain.status import TRANSITIONS, DeliveryStatus, OrderStatus, can_set_tracking_code
+from domain.status import (
+    TRANSITIONS,
+    DeliveryStatus,
+    OrderStatus,
+    can_record_refund,
+    can_set_tracking_code,
+)
 from domain.store import clean_email, clean_text, get_settings
 
 MAX_LINES = 100
+NOTE_MAX = 500  # the customer's note for the shop
 MAX_QUANTITY = 999
 PHONE_RE = re.compile(r"^\+?[0-9][0-9 \-]{5,19}$")
 TRACKING_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9\-_/. ]{0,63}$")
@@ -120,6 +128,7 @@ class Checkout:
     expected_total_cents: int | None = None
     details: dict[str, Any] = field(default_factory=dict)
     locale: str | None = None  # the customer's language at checkout (domain.i18n.LOCALES)
+    note: str = ""  # the customer's note for the shop
 
 
 # ---------------------------------------------------------------- helpers
@@ -136,6 +145,12 @@ def _event(order_id: int, type_: str, actor: Actor, details: dict[str, Any],
     event_id = db.session.scalar(insert(OrderEvent).values(
         order_id=order_id, type=type_, actor_type=actor.type, actor_id=actor.id,
         actor_label=actor.label, created_at=now, details=details).returning(OrderEvent.id))
+    if type_ == "order_placed" and details.get("to_status") == OrderStatus.PROCESSING:
+        # Placed already paid (an online method): the books say the total was paid.
+        # Here because both ways of placing (checkout, a draft's link) end in this event.
+        db.session.execute(update(Order).where(Order.id == order_id, Order.paid_cents == 0)
+                           .values(paid_cents=Order.total_cents)
+                           .execution_options(synchronize_session=False))
     outbox.write_for_events([outbox.WrittenEvent(order_id, event_id, type_, actor)], now)
     return event_id
 
@@ -210,13 +225,14 @@ def _transition(order_id: int, action: str, *, actor: Actor, now: datetime,
            now)
 
 
-def _restock_order(order_id: int) -> list[dict[str, Any]]:
+def _restock_order(order_id: int, actor: Actor | None = None) -> list[dict[str, Any]]:
     lines = db.session.execute(
         select(OrderLine.variant_id, OrderLine.quantity, OrderLine.product_name,
                OrderLine.variant_name)
         .where(OrderLine.order_id == order_id, OrderLine.variant_id.is_not(None))
     ).all()
-    restock((line.variant_id, line.quantity) for line in lines)
+    order = db.session.execute(select(Order.id, Order.number).where(Order.id == order_id)).first()
+    restock(((line.variant_id, line.quantity) for line in lines), order=order, actor=actor)
     return [{"variant_id": line.variant_id, "quantity": line.quantity,
              "name": line.product_name, "variant": line.variant_name} for line in lines]
 
@@ -280,6 +296,13 @@ def payment_deadline(method: PaymentMethod, placed_at: datetime) -> tuple[dateti
     return deadline, reminder
 
 
+# The variants an order may have, with their products (the line keeps the product's
+# name): one statement, no lazy load per line; built once, so its cache key is too.
+_SELLABLE_VARIANTS = (select(Variant).join(Variant.product)
+                      .where(Variant.id.in_(bindparam("ids", expanding=True)), Product.active,
+                             Variant.active).options(contains_eager(Variant.product)))
+
+
 def _build_lines(items: list[tuple[int, int]]) -> list[OrderLine]:
     if not items:
         raise ValidationError("The order has no items.")
@@ -290,8 +313,7 @@ def _build_lines(items: list[tuple[int, int]]) -> list[OrderLine]:
         if not isinstance(qty, int) or not 1 <= qty <= MAX_QUANTITY:
             raise ValidationError("Quantities must be between 1 and %(max)s.", max=MAX_QUANTITY)
         wanted[int(variant_id)] = wanted.get(int(variant_id), 0) + qty
-    rows = {v.id: v for v in db.session.scalars(
-        select(Variant).join(Product).where(Variant.id.in_(wanted), Product.active))}
+    rows = {v.id: v for v in db.session.scalars(_SELLABLE_VARIANTS, {"ids": list(wanted)})}
     lines = []
     for variant_id, qty in wanted.items():
         variant = rows.get(variant_id)
@@ -347,6 +369,31 @@ def _lines_summary(lines: list[OrderLine]) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------- actions
 
 
+# Checkout's guards, asked again under the write lock in one statement: the payment
+# and shipping methods still enabled, and how many of the order's variants are still
+# for sale. Built once: SQLAlchemy keeps its cache key with the statement.
+_STILL_FOR_SALE = select(
+    select(PaymentMethod.enabled).where(PaymentMethod.id == bindparam("payment"))
+    .scalar_subquery(),
+    select(ShippingMethod.enabled).where(ShippingMethod.id == bindparam("shipping"))
+    .scalar_subquery(),
+    select(func.count(Variant.id)).join(Product, Product.id == Variant.product_id)
+    .where(Variant.id.in_(bindparam("variants", expanding=True)), Variant.active,
+           Product.active).scalar_subquery())
+
+
+def _recheck_for_sale(payment_id: int, shipping_id: int, variant_ids: list[int]) -> None:
+    """The refusals of _enabled and _build_lines, for what changed since they read."""
+    payment_on, shipping_on, for_sale = db.session.execute(_STILL_FOR_SALE, {
+        "payment": payment_id, "shipping": shipping_id, "variants": variant_ids}).one()
+    if not payment_on:
+        raise ValidationError("Choose an available payment method.")
+    if not shipping_on:
+        raise ValidationError("Choose an available shipping method.")
+    if for_sale != len(variant_ids):
+        raise ValidationError("One of the items is no longer for sale.")
+
+
 def place_order(checkout: Checkout, *, source: str = "online_store",
                 actor: Actor | None = None, now: datetime | None = None) -> Order:
     """Create a placed order and hold its stock.
@@ -356,14 +403,23 @@ def place_order(checkout: Checkout, *, source: str = "online_store",
     gateway, so the order starts in Processing.
     """
     now = _now(now)
-    with write_transaction():
-        payment = _enabled(PaymentMethod, checkout.payment_method_id)
-        shipping = _enabled(ShippingMethod, checkout.shipping_method_id)
-        customer = checkout.customer.cleaned(need_address=shipping.kind != "pickup")
-        lines = _build_lines(checkout.items)
-        hold_stock((ln.variant_id, ln.quantity) for ln in lines)
+    # Read first, outside the write lock (on SQLite one writer at a time, so every
+    # millisecond inside is a millisecond every other checkout waits): the methods,
+    # the customer's details, the variants' names and prices, the settings. Inside,
+    # the guards are asked again in one statement and stock is held by the guarded
+    # UPDATE, so nothing that changed meanwhile gets through.
+    payment = _enabled(PaymentMethod, checkout.payment_method_id)
+    shipping = _enabled(ShippingMethod, checkout.shipping_method_id)
+    customer = checkout.customer.cleaned(need_address=shipping.kind != "pickup")
+    lines = _build_lines(checkout.items)
+    get_settings()  # held for the request: the order number's prefix, the deadline
+    with write_transaction(keep_loaded=True):
+        _recheck_for_sale(payment.id, shipping.id, [ln.variant_id for ln in lines])
         order = _new_order(lines, customer, payment, shipping, checkout, source, now)
-        _event(order.id, "order_placed", actor or Actor.customer(customer.name), {
+        actor = actor or Actor.customer(customer.name)
+        # After the order exists, so the ledger names it; a refusal rolls back both.
+        hold_stock(((ln.variant_id, ln.quantity) for ln in lines), order=order, actor=actor)
+        _event(order.id, "order_placed", actor, {
             "to_status": order.status, "source": source, "total_cents": order.total_cents,
             "payment_method": payment.name, "payment_kind": payment.kind,
             "shipping_method": shipping.name, "lines": _lines_summary(lines),
@@ -398,6 +454,7 @@ def _new_order(lines, customer: CustomerDetails, payment: PaymentMethod,
         total_cents=total, payment_deadline_at=deadline, reminder_at=reminder,
         placed_at=now, created_at=now, updated_at=now, lines=lines,
         locale=clean_locale(checkout.locale),
+        customer_note=clean_text(checkout.note, L_("Note for the shop"), max_len=NOTE_MAX),
     )
     db.session.add(order)
     db.session.flush()
@@ -416,7 +473,9 @@ def upload_proof(order_id: int, *, path: str, sha256: str, actor: Actor | None =
         _transition(order_id, "upload_proof", actor=actor or Actor.customer(order.customer_name),
                     now=now, event_type="proof_uploaded",
                     details={"replaced": bool(replaced), "sha256": sha256},
-                    values={"proof_path": path, "proof_sha256": sha256, "proof_uploaded_at": now})
+                    values={"proof_path": path, "proof_sha256": sha256, "proof_uploaded_at": now,
+                            # the proof stands for the whole total (domain/balance.py)
+                            "paid_cents": Order.total_cents})
     return get_order(order_id), replaced
 
 
@@ -424,8 +483,13 @@ def confirm_payment(order_id: int, *, actor: Actor, now: datetime | None = None)
     """Staff saw the money (proof, or cash): the order moves to Processing."""
     now = _now(now)
     with write_transaction():
+        # From Pending payment (cash, no proof) the total is paid now; from Payment
+        # pending confirmation the proof already counted it (SET reads the old status).
         _transition(order_id, "confirm_payment", actor=actor, now=now,
-                           event_type="payment_confirmed")
+                    event_type="payment_confirmed",
+                    values={"paid_cents": case(
+                        (Order.status == OrderStatus.PENDING_PAYMENT.value, Order.total_cents),
+                        else_=Order.paid_cents)})
     return get_order(order_id)
 
 
@@ -445,7 +509,8 @@ def decline_proof(order_id: int, reason: str, *, actor: Actor,
         deadline, reminder = payment_deadline(method, now) if method else (None, None)
         _transition(order_id, "decline_proof", actor=actor, now=now,
                     event_type="proof_declined",
-                    values={"payment_deadline_at": deadline, "reminder_at": reminder},
+                    values={"payment_deadline_at": deadline, "reminder_at": reminder,
+                            "paid_cents": 0},
                     details={"reason": reason, "payment_deadline_at":
                              deadline.isoformat() if deadline else None})
     return get_order(order_id)
@@ -501,7 +566,7 @@ def reject_order(order_id: int, reason: str, *, actor: Actor,
     now = _now(now)
 
     def restock_once():  # only the winner of the guarded UPDATE restocks
-        return {"restocked": _restock_order(order_id)}
+        return {"restocked": _restock_order(order_id, actor)}
 
     with write_transaction():
         _transition(order_id, "reject_order", actor=actor, now=now,
@@ -551,9 +616,11 @@ def _expire_batch(order_ids: list[int], now: datetime) -> list[int]:
         return []
     lines = db.session.execute(
         select(OrderLine.order_id, OrderLine.variant_id, OrderLine.quantity,
-               OrderLine.product_name, OrderLine.variant_name)
+               OrderLine.product_name, OrderLine.variant_name, Order.number)
+        .join(Order, Order.id == OrderLine.order_id)
         .where(OrderLine.order_id.in_(expired), OrderLine.variant_id.is_not(None))).all()
-    restock((line.variant_id, line.quantity) for line in lines)  # merged, in id order
+    # Merged per variant, in id order; one ledger row per order and variant.
+    restock_orders((line.order_id, line.number, line.variant_id, line.quantity) for line in lines)
     restocked: dict[int, list] = {order_id: [] for order_id in expired}
     for line in lines:
         restocked[line.order_id].append({"variant_id": line.variant_id, "quantity": line.quantity,
@@ -588,6 +655,10 @@ def set_tracking_code(order_id: int, code: str, *, actor: Actor,
         if not can_set_tracking_code(order):
             if order.tracking_code_by_carrier:
                 raise InvalidTransition("This tracking code comes from the carrier and cannot be edited.")
+            if order.kind == "placed" and order.shipping_kind == "pickup":
+                raise InvalidTransition(
+                    "Order %(number)s is collected in the shop: it has no tracking code.",
+                    number=order.number)
             label = Label(order.status_info.label) if order.status_info else L_("a draft")
             raise InvalidTransition(
                 "Order %(number)s is %(status)s: its tracking code can no longer change.",
@@ -597,7 +668,8 @@ def set_tracking_code(order_id: int, code: str, *, actor: Actor,
             return order
         result = db.session.execute(
             update(Order).where(Order.id == order_id, Order.status == order.status,
-                                Order.tracking_code_by_carrier.is_(False))
+                                Order.tracking_code_by_carrier.is_(False),
+                                Order.shipping_kind != "pickup")
             .values(tracking_code=code, updated_at=now)
             .execution_options(synchronize_session=False))
         if result.rowcount != 1:
@@ -635,12 +707,28 @@ def record_refund_note(order_id: int, *, amount_cents: int, method: str, referen
         order = _locked_order(order_id)
         if amount_cents <= 0:
             raise ValidationError("Refund amount must be more than zero.")
-        if amount_cents > order.total_cents:
+        # Only money received can be refunded (issue 16): confirm the payment first if it
+        # arrived outside Shopdesk. The cap is what was paid less the refunds noted.
+        if not can_record_refund(order):
+            raise InvalidTransition(
+                "No payment was received for order %(number)s, so there is nothing to refund.",
+                number=order.number)
+        refundable = max(0, order.paid_cents - (order.refunded_cents or 0))
+        if amount_cents > refundable:
             raise ValidationError(
-                "Refund amount cannot exceed the order total (%(total)s).",
-                total=format_money(order.total_cents, get_settings().currency))
+                "Refund amount cannot exceed %(amount)s: what the customer paid, less the "
+                "refunds already noted.",
+                amount=format_money(refundable, get_settings().currency))
+        result = db.session.execute(
+            update(Order).where(Order.id == order_id,
+                                Order.refunded_cents == (order.refunded_cents or 0))
+            .values(refunded_cents=Order.refunded_cents + amount_cents)
+            .execution_options(synchronize_session=False))
+        if result.rowcount != 1:  # another note landed first: its cap must be re-read
+            raise InvalidTransition("The order changed meanwhile; reload and try again.")
         _event(order_id, "refund_noted", actor,
                {"amount_cents": amount_cents, "method": method, "reference": reference}, now)
+        db.session.expire(order)
 
 
 def order_history(order_id: int) -> list[OrderEvent]:

@@ -20,6 +20,7 @@ from typing import Protocol
 from flask import current_app
 from sqlalchemy import select
 
+from domain import payment_details
 from domain.actors import Actor
 from domain.db import db
 from domain.errors import DomainError, InsufficientStock, ValidationError
@@ -119,17 +120,25 @@ class Quote:
 
 
 def sellable_variants(ids) -> dict[int, Variant]:
+    """Variants still for sale: neither removed from sale nor of an archived product."""
+    from sqlalchemy.orm import contains_eager
+
+    # The product comes in the same row (the cart shows its name): no lazy load per line.
     return {v.id: v for v in db.session.scalars(
-        select(Variant).join(Product).where(Variant.id.in_(list(ids)), Product.active))}
+        select(Variant).join(Variant.product).where(Variant.id.in_(list(ids)), Variant.active,
+                                                    Product.active)
+        .options(contains_eager(Variant.product)))}
 
 
 def sellable_catalog() -> list[Product]:
-    """Active products with their variants, for the shop's product list."""
+    """Active products with their variants still for sale, for the shop's product list
+    (a product whose every variant was removed from sale is left out)."""
     from sqlalchemy.orm import selectinload
 
     return list(db.session.scalars(
-        select(Product).where(Product.active).options(selectinload(Product.variants))
-        .order_by(Product.name, Product.id)))
+        select(Product).where(Product.active, Product.variants.any(Variant.active))
+        .options(selectinload(Product.variants.and_(Variant.active)))
+        .order_by(Product.name, Product.id)).unique())
 
 
 def quote_items(items: dict[int, int], shipping_method_id: int | None = None) -> Quote:
@@ -155,10 +164,44 @@ def check_can_add(variant_id: int, quantity: int) -> Variant:
 
 
 def payment_instructions(order: Order) -> str:
-    """The manual method's instructions, as the merchant wrote them today."""
+    """The manual method's instructions as the merchant wrote them today: a custom
+    method's whole text, a built-in's optional extra note (its typed details are in
+    ``payment_info``)."""
     method = db.session.get(PaymentMethod, order.payment_method_id) \
         if order.payment_method_id else None
     return method.instructions if method is not None and method.is_manual else ""
+
+
+@dataclass(frozen=True)
+class PaymentInfo:
+    """Everything a customer needs to pay a manual method, for the order page and
+    the emails: the typed details, the merchant's note, the amount and the
+    reference to write on the transfer (the order number)."""
+
+    method: PaymentMethod
+    details: list[payment_details.Detail]
+    note: str
+    amount_cents: int
+    currency: str
+    reference: str
+
+    @property
+    def link(self) -> str:
+        """The PayMe link, if any: pages show it as a button."""
+        return next((d.value for d in self.details if d.kind == "link"), "")
+
+
+def payment_info(order: Order) -> PaymentInfo | None:
+    """How to pay ``order`` (its method as the merchant set it up today), or None
+    when it has no manual method."""
+    method = db.session.get(PaymentMethod, order.payment_method_id) \
+        if order.payment_method_id else None
+    if method is None or not method.is_manual:
+        return None
+    return PaymentInfo(method=method, details=payment_details.details(method),
+                       note=(method.instructions or "").strip(),
+                       amount_cents=order.total_cents, currency=get_settings().currency,
+                       reference=order.number or "")
 
 
 # ------------------------------------------------------------------ placing

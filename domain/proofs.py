@@ -5,8 +5,10 @@ content, never by file name or Content-Type. Images are decoded with Pillow
 (HEIC through pillow-heif), size-checked against decompression bombs, rotated
 upright, and re-encoded from bare pixels, so EXIF (GPS), ICC, text chunks and
 anything appended to the file are gone. HEIC becomes JPEG so every browser can
-show it. PDFs are checked for a sane structure and stored as they are (never
-rendered) and served only as downloads.
+show it. PDFs are checked for a sane structure and stored as they are, and
+served only as downloads; beside each one its first page is kept as a PNG
+(``<name>.page1.png``, drawn by pdfium on upload, or on first request for PDFs
+stored before previews existed) so the desk can read the amount at a glance.
 
 Files live under ``UPLOAD_FOLDER/proofs/`` with random names. Nothing is kept
 when a file is refused or when the order refuses the proof.
@@ -14,158 +16,42 @@ when a file is refused or when the order refuses the proof.
 
 from __future__ import annotations
 
-import hashlib
 import os
-import re
 import secrets
-import warnings
-from dataclasses import dataclass
-from io import BytesIO
 from pathlib import Path
 from typing import BinaryIO
 
 from flask import current_app
-from PIL import Image, ImageOps, UnidentifiedImageError
-from pillow_heif import register_heif_opener
 from sqlalchemy import func, select
 
 from domain.actors import Actor
 from domain.db import db
-from domain.errors import DomainError, InvalidTransition, ValidationError
-from domain.i18n import N_
+from domain.errors import DomainError, InvalidTransition
+
+# Recognising and re-encoding moved down into domain/images.py (a leaf shared with
+# product images and the logo); re-exported here for the existing callers.
+from domain.images import (  # noqa: F401
+    ACCEPTED,
+    HEIF_BRANDS,
+    MAX_BYTES,
+    MAX_MB,
+    MAX_PIXELS,
+    PDF_ACTIVE,
+    PDF_OBJECT,
+    THUMB_SIZE,
+    TOO_LARGE,
+    CleanFile,
+    _check_pdf,
+    _clean_image,
+    clean_upload,
+    pdf_first_page_png,
+    read_limited,
+    sniff,
+    write_new_file,
+)
 from domain.models import Order, OrderEvent
 from domain.orders import EXPIRY_REASON, get_order, upload_proof
 from domain.status import OrderStatus
-
-register_heif_opener()
-
-MAX_BYTES = 10 * 1024 * 1024
-MAX_PIXELS = 40_000_000  # a 48 MP phone photo is 8064 x 6048 = 48.8 M; screenshots are far less
-Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # above 2x this Pillow refuses to even open
-THUMB_SIZE = (360, 360)
-
-ACCEPTED = N_("Upload a photo or screenshot (JPEG, PNG or HEIC) or a PDF.")
-# Also what the order page says when the request itself is over the app's limit
-# (a message id: fill in ``mb=MAX_MB`` after translating it).
-TOO_LARGE = N_("The file is larger than %(mb)d MB.")
-MAX_MB = MAX_BYTES // (1024 * 1024)
-HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"}
-# Active content: a receipt needs none of it, and refusing it costs nothing.
-PDF_ACTIVE = re.compile(rb"/(?:JavaScript|JS|Launch|EmbeddedFiles?|RichMedia|XFA)(?![A-Za-z])")
-PDF_OBJECT = re.compile(rb"\d+\s+\d+\s+obj\b")
-
-
-@dataclass(frozen=True)
-class CleanFile:
-    kind: str  # jpeg | png | pdf
-    data: bytes
-    sha256: str  # of the image's pixels (or the PDF's bytes): same picture, same hash
-    thumbnail: bytes | None = None
-
-    @property
-    def extension(self) -> str:
-        return {"jpeg": "jpg", "png": "png", "pdf": "pdf"}[self.kind]
-
-
-# ------------------------------------------------------------------ recognising
-
-
-def read_limited(stream: BinaryIO, limit: int = MAX_BYTES) -> bytes:
-    """Read the upload, refusing it as soon as it passes ``limit`` bytes."""
-    data = stream.read(limit + 1)
-    if len(data) > limit:
-        raise ValidationError("The file is larger than %(mb)d MB.", mb=limit // (1024 * 1024))
-    if not data:
-        raise ValidationError("The file is empty.")
-    return data
-
-
-def sniff(data: bytes) -> str | None:
-    """jpeg | png | heif | pdf from the first bytes, or None."""
-    if data.startswith(b"\xff\xd8\xff"):
-        return "jpeg"
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "png"
-    if len(data) >= 12 and data[4:8] == b"ftyp" and data[8:12] in HEIF_BRANDS:
-        return "heif"
-    if data.startswith(b"%PDF-"):
-        return "pdf"
-    return None
-
-
-def _clean_image(data: bytes, kind: str) -> CleanFile:
-    formats = {"jpeg": ["JPEG"], "png": ["PNG"], "heif": ["HEIF"]}[kind]
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(BytesIO(data), formats=formats) as opened:
-                width, height = opened.size
-                if width * height > MAX_PIXELS or width < 1 or height < 1:
-                    raise Image.DecompressionBombError("too many pixels")
-                opened.load()
-                image = ImageOps.exif_transpose(opened)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ValidationError("The image is too large (%(max)d megapixels at most).",
-                              max=MAX_PIXELS // 1_000_000) from exc
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ValidationError("The image could not be read; it may be damaged. Upload a photo "
-                              "or screenshot (JPEG, PNG or HEIC) or a PDF.") from exc
-
-    keeps_alpha = kind == "png" and (image.mode in ("RGBA", "LA", "PA")
-                                     or "transparency" in image.info)
-    mode = "L" if image.mode == "L" else ("RGBA" if keeps_alpha else "RGB")
-    try:
-        if image.mode != mode:
-            image = image.convert(mode)
-        pixels = image.tobytes()
-    except (OSError, ValueError) as exc:
-        raise ValidationError("The image could not be read; it may be damaged. Upload a photo "
-                              "or screenshot (JPEG, PNG or HEIC) or a PDF.") from exc
-    # A new image from bare pixels carries no metadata at all.
-    bare = Image.frombytes(mode, image.size, pixels)
-    digest = hashlib.sha256(f"{mode}:{bare.width}x{bare.height}:".encode() + pixels).hexdigest()
-
-    out = BytesIO()
-    out_kind = "png" if kind == "png" else "jpeg"
-    if out_kind == "png":
-        bare.save(out, format="PNG", compress_level=6)
-    else:
-        bare.save(out, format="JPEG", quality=90, optimize=True)
-
-    thumb = bare.convert("RGBA") if keeps_alpha else bare.convert("RGB")
-    thumb.thumbnail(THUMB_SIZE)
-    if thumb.mode == "RGBA":
-        flat = Image.new("RGB", thumb.size, "white")
-        flat.paste(thumb, mask=thumb.getchannel("A"))
-        thumb = flat
-    thumb_out = BytesIO()
-    thumb.save(thumb_out, format="JPEG", quality=80)
-    return CleanFile(out_kind, out.getvalue(), digest, thumb_out.getvalue())
-
-
-def _check_pdf(data: bytes) -> CleanFile:
-    if not re.match(rb"%PDF-[12]\.\d", data):
-        raise ValidationError("The PDF is not valid. Upload a photo or screenshot (JPEG, PNG or "
-                              "HEIC) or a PDF.")
-    if b"%%EOF" not in data[-2048:] or not PDF_OBJECT.search(data) or \
-            not (b"xref" in data or b"/XRef" in data):
-        raise ValidationError("The PDF is incomplete or damaged. Upload a photo or screenshot "
-                              "(JPEG, PNG or HEIC) or a PDF.")
-    if PDF_ACTIVE.search(data):
-        raise ValidationError("PDFs with scripts, actions or attached files are not accepted. "
-                              "Upload a screenshot or a plain PDF receipt.")
-    return CleanFile("pdf", data, hashlib.sha256(data).hexdigest())
-
-
-def clean_upload(data: bytes) -> CleanFile:
-    """The file as Shopdesk will keep it, or ValidationError saying why not."""
-    kind = sniff(data)
-    if kind is None:
-        raise ValidationError("This file type is not accepted. Upload a photo or screenshot "
-                              "(JPEG, PNG or HEIC) or a PDF.")
-    if kind == "pdf":
-        return _check_pdf(data)
-    return _clean_image(data, kind)
 
 
 class DeadlinePassed(InvalidTransition):
@@ -185,9 +71,18 @@ def upload_root() -> Path:
 
 
 def thumbnail_path(proof_path: str | None) -> str | None:
+    """A photo's small JPEG (always written with it: a backup misses it if it is gone)."""
     if not proof_path or proof_path.endswith(".pdf"):
         return None
     return proof_path.rsplit(".", 1)[0] + ".thumb.jpg"
+
+
+def pdf_preview_path(proof_path: str | None) -> str | None:
+    """A PDF's first page as PNG, beside it. Not listed by ``thumbnail_path``: it can
+    always be drawn again from the PDF, so a backup without it misses nothing."""
+    if not proof_path or not proof_path.endswith(".pdf"):
+        return None
+    return proof_path.removesuffix(".pdf") + ".page1.png"
 
 
 def resolve(relative: str | None) -> Path | None:
@@ -200,11 +95,7 @@ def resolve(relative: str | None) -> Path | None:
 
 
 def _write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".part")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
+    write_new_file(path, data, 0o600)
 
 
 def store(clean: CleanFile) -> str:
@@ -215,12 +106,13 @@ def store(clean: CleanFile) -> str:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     _write(path, clean.data)
     if clean.thumbnail:
-        _write(upload_root() / thumbnail_path(relative), clean.thumbnail)
+        _write(upload_root() / (thumbnail_path(relative) or pdf_preview_path(relative)),
+               clean.thumbnail)
     return relative
 
 
 def delete_stored(relative: str | None) -> None:
-    for rel in (relative, thumbnail_path(relative)):
+    for rel in (relative, thumbnail_path(relative), pdf_preview_path(relative)):
         path = resolve(rel)
         if path is not None:
             path.unlink(missing_ok=True)
@@ -257,15 +149,65 @@ def submit_proof(order_id: int, stream: BinaryIO, *, actor: Actor | None = None)
 # ------------------------------------------------------------------ reading
 
 
+def proof_missing(order: Order) -> bool:
+    """The order records a proof whose file is gone (a restore without uploads, a disk
+    cleaned by hand): the desk shows a placeholder saying so, never a broken image."""
+    return bool(order.proof_path) and resolve(order.proof_path) is None
+
+
+def pdf_preview(proof_path: str | None) -> Path | None:
+    """The stored first-page PNG of a PDF proof, drawn and kept now if it is not there
+    yet (PDFs uploaded before previews existed, or restored without them); None for a
+    photo, a missing file, or a PDF pdfium cannot draw (the page then offers the PDF)."""
+    relative = pdf_preview_path(proof_path)
+    if relative is None:
+        return None
+    if (found := resolve(relative)) is not None:
+        return found
+    source = resolve(proof_path)
+    if source is None:
+        return None
+    try:
+        png = pdf_first_page_png(source.read_bytes())
+    except OSError:
+        return None
+    if png is None:
+        return None
+    target = source.with_name(Path(relative).name)
+    # Two requests may draw the same legacy PDF at once: each writes its own ".part"
+    # (skipped by backups) and renames it into place; the same bytes win either way.
+    tmp = target.with_name(f"{target.name}.{secrets.token_hex(4)}.part")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(png)
+        os.replace(tmp, target)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        return None
+    return resolve(relative)
+
+
+def pdf_preview_ready(order) -> bool:
+    """Whether the desk can show this PDF proof's first page (drawing it if needed)."""
+    return pdf_preview(order.proof_path) is not None
+
+
 def proof_download(order: Order, *, thumbnail: bool = False) -> tuple[Path, str, str, bool]:
-    """(path, content type, download name, inline?) of the order's proof."""
-    relative = thumbnail_path(order.proof_path) if thumbnail else order.proof_path
-    path = resolve(relative)
+    """(path, content type, download name, inline?) of the order's proof.
+
+    The "thumbnail" of a PDF is its first page as PNG (large enough to read an amount);
+    none when pdfium cannot draw it (DomainError, like a missing file)."""
+    if thumbnail and order.proof_path and order.proof_path.endswith(".pdf"):
+        path, label = pdf_preview(order.proof_path), "-page1"
+    else:
+        relative = thumbnail_path(order.proof_path) if thumbnail else order.proof_path
+        path, label = resolve(relative), "-thumb" if thumbnail else ""
     if path is None:
         raise DomainError("This order has no payment proof.")
     suffix = path.suffix.lower()
     content_type = {".jpg": "image/jpeg", ".png": "image/png", ".pdf": "application/pdf"}[suffix]
-    name = f"payment-proof-{order.number}{'-thumb' if thumbnail else ''}{suffix}"
+    name = f"payment-proof-{order.number}{label}{suffix}"
     return path, content_type, name, suffix != ".pdf"
 
 

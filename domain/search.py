@@ -12,12 +12,15 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, literal, select, tuple_
 
+from domain import order_counts
 from domain.db import db
+from domain.documents import PRINTED_EVENT
 from domain.errors import ValidationError
 from domain.i18n import L_, N_, Label
-from domain.models import Order
+from domain.inventory import low_stock_clauses, low_stock_count, low_stock_variant_ids  # noqa: F401
+from domain.models import Order, OrderEvent, OrderLine
 from domain.status import DeliveryStatus, OrderStatus
 from domain.store import get_settings
 
@@ -25,11 +28,29 @@ from domain.store import get_settings
 SOURCES = {"online_store": N_("Online store"), "on_behalf": N_("On behalf"),
            "live_stream": N_("Live stream"), "api": N_("API")}
 LISTS = ("paid", "unpaid")
+# The "To do" tab (issue 16): orders waiting for the merchant, oldest first: a proof to
+# confirm, or paid and not yet shipped or picked up. The desk opens on it.
+TODO = "todo"
+TODO_STATUSES = order_counts.TODO_STATUSES  # one definition, beside the kept counts
+# Sortable columns (issue 16): URL value -> (column name, ascending). "" is the list's own
+# order: newest first, or oldest first in To do.
+SORTS = {"date": ("date", True), "-date": ("date", False), "total": ("total", True),
+         "-total": ("total", False), "customer": ("customer", True),
+         "-customer": ("customer", False)}
 MAX_PAGE = 100_000
 MAX_Q = 100
 # Up to this many matches, fetching them by id is cheapest; above it SQLite
 # does better walking the date index and stopping after one page.
 BY_ID_LIMIT = 1000
+
+
+def _flag(values: list[str], what: Label) -> bool:
+    """A checkbox filter: "1" on, "0" or "" off. Repeated (a stale link plus a
+    ticked box), any "1" wins; anything else is refused, and the filter is off."""
+    values = [str(v) for v in values]
+    if any(v not in ("", "0", "1") for v in values):
+        raise ValidationError("Unknown %(what)s.", what=what)
+    return "1" in values
 
 
 @dataclass(frozen=True)
@@ -92,8 +113,16 @@ class OrderQuery:
     delivery_statuses: tuple[str, ...] = ()
     sources: tuple[str, ...] = ()
     product_ids: tuple[int, ...] = ()
+    low_stock: bool = False  # only orders with a line whose variant is low on stock now
+    not_printed: bool = False  # only orders with no papers printed yet (issue 11)
+    sort: str = ""  # a key of SORTS, or "" for the list's own order
     page: int = 1
     per_page: int = 50
+    # Keyset pagination (issue 14): the pager's Next link carries the id of the page's
+    # last order ("after"), Previous the first one's ("before"), next to the page
+    # number, so a deep page is read from the index where the last one stopped.
+    after: int = 0
+    before: int = 0
     # Refusals of bad arguments (ValidationError: str() is English, the view
     # shows translate_error(e)).
     errors: tuple[ValidationError, ...] = field(default=(), compare=False)
@@ -118,7 +147,7 @@ class OrderQuery:
         if lst not in LISTS:
             errors.append(ValidationError("Unknown list; showing paid orders."))
         status = args.get("status", "")
-        if status and status not in OrderStatus.__members__.values():
+        if status and status != TODO and status not in OrderStatus.__members__.values():
             errors.append(ValidationError("Unknown status tab; showing all."))
             status = ""
         values["status"] = status
@@ -138,8 +167,23 @@ class OrderQuery:
         take("delivery_statuses", lambda: _choice_list(
             args.getlist("delivery"), DeliveryStatus.__members__.values(), L_("delivery status")))
         take("sources", lambda: _choice_list(args.getlist("source"), SOURCES, L_("order source")))
+        take("low_stock", lambda: _flag(args.getlist("low_stock"), L_("low-stock filter")))
+        take("not_printed", lambda: _flag(args.getlist("not_printed"), L_("printing filter")))
+        sort = str(args.get("sort", ""))
+        if sort and sort not in SORTS:
+            errors.append(ValidationError("Unknown sort order; showing the usual order."))
+            sort = ""
+        values["sort"] = sort
         page = str(args.get("page", "1"))
         values["page"] = min(int(page), MAX_PAGE) if page.isdigit() and int(page) >= 1 else 1
+        for key in ("after", "before"):
+            cursor = str(args.get(key, ""))
+            if cursor and (not cursor.isdigit() or len(cursor) > 12):
+                errors.append(ValidationError("Unknown page position; showing the page by number."))
+            elif cursor and values["page"] > 1:
+                values[key] = int(cursor)
+        if values.get("after") and values.get("before"):
+            values["after"] = values["before"] = 0  # contradictory: the page number decides
         if values.get("date_from") and values.get("date_to") and values["date_from"] > values["date_to"]:
             errors.append(ValidationError("From date is after To date; the dates were swapped."))
             values["date_from"], values["date_to"] = values["date_to"], values["date_from"]
@@ -147,6 +191,8 @@ class OrderQuery:
 
     def to_args(self, **overrides) -> dict:
         """URL arguments for this query (only non-defaults), with overrides."""
+        if "page" in overrides:  # another page: a cursor only where the caller gives one
+            overrides = {"after": 0, "before": 0} | overrides
         query = replace(self, **overrides) if overrides else self
         args: dict = {}
         if query.list != "paid":
@@ -165,15 +211,25 @@ class OrderQuery:
                             ("source", query.sources), ("product", query.product_ids)):
             if values:
                 args[key] = list(values)
+        if query.low_stock:
+            args["low_stock"] = 1
+        if query.not_printed:
+            args["not_printed"] = 1
+        if query.sort:
+            args["sort"] = query.sort
         if query.page > 1:
             args["page"] = query.page
+            if query.after:
+                args["after"] = query.after
+            elif query.before:
+                args["before"] = query.before
         return args
 
     @property
     def has_filters(self) -> bool:
         return bool(self.q or self.date_from or self.date_to or self.payment_method_ids
                     or self.shipping_method_ids or self.delivery_statuses or self.sources
-                    or self.product_ids)
+                    or self.product_ids or self.low_stock or self.not_printed)
 
     # ------------------------------------------------------------ SQL
 
@@ -194,7 +250,9 @@ class OrderQuery:
         kind = "placed" if self.list == "paid" else "draft"
         date_col = Order.placed_at if kind == "placed" else Order.created_at
         clauses = [Order.kind == kind]
-        if with_status and self.status and kind == "placed":
+        if with_status and self.status == TODO and kind == "placed":
+            clauses.append(Order.status.in_(TODO_STATUSES))
+        elif with_status and self.status and kind == "placed":
             clauses.append(Order.status == self.status)
         start, end = self._utc_bounds()
         if start:
@@ -210,10 +268,19 @@ class OrderQuery:
         if self.sources:
             clauses.append(Order.source.in_(self.sources))
         if self.product_ids:
-            from domain.models import OrderLine
-
             clauses.append(Order.id.in_(select(OrderLine.order_id)
                                         .where(OrderLine.product_id.in_(self.product_ids))))
+        if self.low_stock:
+            # Driven from the few low variants through order_line's variant index
+            # (the nested IN makes SQLite build the variant list first), not a scan of
+            # order_line nor a probe per order: orders far outnumber the catalogue.
+            clauses.append(Order.id.in_(select(OrderLine.order_id).where(
+                OrderLine.variant_id.in_(low_stock_variant_ids()))))
+        if self.not_printed:
+            # "Not yet printed": no invoice, packing list, label or pick list printed for
+            # it (domain.documents.printed); a probe of order_event's order_id index.
+            clauses.append(~select(OrderEvent.id).where(
+                OrderEvent.order_id == Order.id, OrderEvent.type == PRINTED_EVENT).exists())
         if self.q:
             from domain.search_index import text_match
 
@@ -224,10 +291,27 @@ class OrderQuery:
         """SELECT of matching order ids (for bulk actions and export)."""
         return select(Order.id).where(*self.where_clauses()).order_by(*self._ordering())
 
-    def _ordering(self):
-        if self.list == "paid":
-            return (Order.placed_at.desc(), Order.id.desc())
-        return (Order.created_at.desc(), Order.id.desc())
+    def sort_key(self) -> tuple[str, bool]:
+        """(column, ascending) of the list's order: the chosen sort, else newest first,
+        or oldest first in To do (the work waiting longest comes first)."""
+        if self.sort:
+            return SORTS[self.sort]
+        return ("date", self.list == "paid" and self.status == TODO)
+
+    def sort_column(self):
+        column, _ascending = self.sort_key()
+        if column == "total":
+            return Order.total_cents
+        if column == "customer":
+            return Order.customer_name
+        return Order.placed_at if self.list == "paid" else Order.created_at
+
+    def _ordering(self, *, reverse: bool = False):
+        column, ascending = self.sort_key()
+        ascending = ascending != reverse
+        col = self.sort_column()
+        # The id breaks ties, in the same direction, so pages never overlap.
+        return (col.asc(), Order.id.asc()) if ascending else (col.desc(), Order.id.desc())
 
     def count(self) -> int:
         return db.session.scalar(select(func.count(Order.id)).where(*self.where_clauses()))
@@ -238,11 +322,41 @@ class OrderQuery:
             total = self.count()
         pages = max(1, math.ceil(total / self.per_page))
         page = min(self.page, pages)
-        items = list(db.session.scalars(
-            select(Order).where(*self.where_clauses(by_id=total <= BY_ID_LIMIT))
-            .order_by(*self._ordering())
-            .limit(self.per_page).offset((page - 1) * self.per_page)))
+        where = self.where_clauses(by_id=total <= BY_ID_LIMIT)
+        start = (page - 1) * self.per_page
+        end = min(start + self.per_page, total)
+        items = self._keyset_page(where) if page == self.page else None
+        if items is None and start > total // 2:
+            # Past the middle, read from the other end: the last page costs what the
+            # first does, instead of stepping over every row before it.
+            items = list(db.session.scalars(
+                select(Order).where(*where).order_by(*self._ordering(reverse=True))
+                .limit(max(0, end - start)).offset(total - end)))[::-1]
+        if items is None:
+            items = list(db.session.scalars(
+                select(Order).where(*where).order_by(*self._ordering())
+                .limit(self.per_page).offset(start)))
         return Page(items, total, page, self.per_page)
+
+    def _keyset_page(self, where: list) -> list[Order] | None:
+        """The page after (or before) the cursor's order, by index range; None when there
+        is no usable cursor (then the page number decides)."""
+        cursor_id = self.after or self.before
+        if not cursor_id:
+            return None
+        col = self.sort_column()
+        value = db.session.scalar(select(col).where(Order.id == cursor_id, *where[:1]))
+        if value is None:
+            return None  # gone, another list, or no value to compare: use the number
+        _column, ascending = self.sort_key()
+        forward = bool(self.after)
+        key, cursor = tuple_(col, Order.id), tuple_(literal(value, col.type), cursor_id)
+        comes_after = (key > cursor) if ascending else (key < cursor)
+        comes_before = (key < cursor) if ascending else (key > cursor)
+        rows = list(db.session.scalars(
+            select(Order).where(*where, comes_after if forward else comes_before)
+            .order_by(*self._ordering(reverse=not forward)).limit(self.per_page)))
+        return rows if forward else rows[::-1]
 
     def page_with_tab_counts(self) -> tuple[Page, dict[str, int]]:
         """One page and the tab counts; for the paid list the counts already hold
@@ -251,7 +365,12 @@ class OrderQuery:
         return self.page_results(counts[self.status] if self.list == "paid" else None), counts
 
     def tab_counts(self) -> dict[str, int]:
-        """Orders per status under the current search and filters ("" = all)."""
+        """Orders per status under the current search and filters ("" = all).
+
+        Unfiltered, they are the counts the database keeps (domain.order_counts):
+        a few rows read, not every order counted."""
+        if not self.has_filters:
+            return order_counts.status_counts("placed" if self.list == "paid" else "draft")
         rows = db.session.execute(
             select(Order.status, func.count(Order.id))
             .where(*self.where_clauses(with_status=False)).group_by(Order.status)).all()
@@ -260,10 +379,9 @@ class OrderQuery:
             if status in counts:
                 counts[status] = number
         counts[""] = sum(counts.values())
+        counts[TODO] = sum(counts[s] for s in TODO_STATUSES)
         return counts
 
     def list_counts(self) -> dict[str, int]:
         """How many placed and draft orders exist, unfiltered (for the list switch)."""
-        rows = db.session.execute(select(Order.kind, func.count(Order.id)).group_by(Order.kind))
-        kinds = dict(rows.all())
-        return {"paid": kinds.get("placed", 0), "unpaid": kinds.get("draft", 0)}
+        return order_counts.list_counts()

@@ -144,9 +144,27 @@ can_reject_order = _predicate("reject_order")
 can_expire_order = _predicate("expire_order")
 
 
+def tracking_refusal(order) -> str | None:
+    """Why this order's tracking code cannot be typed (a message id, shown as the
+    locked cell's tooltip), or None when it can. One answer for the list, the order
+    page and can_set_tracking_code."""
+    if order.tracking_code_by_carrier:
+        return N_("Set by the carrier")
+    if order.shipping_kind == "pickup":
+        # Collected in the shop: there is no parcel to track.
+        return N_("Collected in the shop: no tracking code.")
+    if order.kind != "placed" or order.status not in TRACKING_EDITABLE:
+        return N_("Cannot change in this status")
+    return None
+
+
 def can_set_tracking_code(order) -> bool:
-    return (order.kind == "placed" and order.status in TRACKING_EDITABLE
-            and not order.tracking_code_by_carrier)
+    return tracking_refusal(order) is None
+
+
+def can_record_refund(order) -> bool:
+    """A refund note needs money received: the books say something was paid."""
+    return order.kind == "placed" and (order.paid_cents or 0) > 0
 
 
 def can_modify_order(order) -> bool:

@@ -18,15 +18,15 @@ SHIPPING_KINDS = {"delivery": N_("Delivery"), "pickup": N_("Pickup"),
                   "logistics": N_("Logistics automation")}
 
 # SPEC §1: built-in methods. Online ones are charged by the gateway at checkout.
-# Names and instructions are stored as written here and marked N_: wherever a method's
-# name or instructions are shown, they go through _() (templates: {{ _(m.name) }}), so
-# the defaults read in the reader's language while a merchant's own text (no msgid)
-# comes back unchanged.
+# Names are stored as written here and marked N_: wherever a method's name is shown it
+# goes through _() (templates: {{ _(m.name) }}), so the defaults read in the reader's
+# language while a merchant's own text (no msgid) comes back unchanged. The manual
+# built-ins start switched off: they take payment only once their typed details (FPS
+# ID, bank account, PayMe link; domain/payment_details.py) are filled in.
 BUILTIN_PAYMENT_METHODS = [
-    ("fps", N_("FPS"), "manual", N_("Pay by FPS to our FPS ID, then upload the receipt.")),
-    ("bank_transfer", N_("Bank Transfer"), "manual",
-     N_("Transfer to our bank account, then upload the receipt.")),
-    ("payme", N_("PayMe"), "manual", N_("Pay with PayMe, then upload the screenshot.")),
+    ("fps", N_("FPS"), "manual", ""),
+    ("bank_transfer", N_("Bank Transfer"), "manual", ""),
+    ("payme", N_("PayMe"), "manual", ""),
     ("credit_card", N_("Credit Card"), "online", ""),
     ("alipay", N_("Alipay"), "online", ""),
     ("octopus", N_("Octopus"), "online", ""),
@@ -39,15 +39,34 @@ DEFAULT_SHIPPING_METHODS = [
     (N_("SF Express (auto waybill)"), "logistics", 4000),
 ]
 
+INVOICE_NOTE_MAX = 1000  # a few lines at the foot of an A4 invoice
+
 EMAIL_RE = re.compile(r"^[^@\s<>\"']{1,64}@[^@\s<>\"']{1,189}\.[A-Za-z]{2,}$")
 
 
+_SETTINGS_KEY = "shopdesk.store_settings"
+
+
 def get_settings() -> StoreSettings:
-    """The store's settings row, or unsaved defaults before set-up has run."""
-    return db.session.get(StoreSettings, 1) or StoreSettings(
-        id=1, name="My Shop", currency="HKD", timezone="Asia/Hong_Kong", plan="basic",
-        order_prefix="SD", address="", phone="", email="", notification_email="",
-    )
+    """The store's settings row, or unsaved defaults before set-up has run.
+
+    The row is held in the session's ``info`` for as long as that session lives (one
+    request): the identity map keeps objects only while something refers to them, so
+    each of a page's dozens of calls (every ``|money``, the time zone, the store name)
+    used to load the row again. Held, it is the session's own object: changes made in
+    the request show, and a commit or rollback expires it as before (next read reloads)."""
+    session = db.session
+    held = session.info.get(_SETTINGS_KEY)
+    if held is not None and held in session:
+        return held
+    settings = session.get(StoreSettings, 1)
+    if settings is None:
+        return StoreSettings(
+            id=1, name="My Shop", currency="HKD", timezone="Asia/Hong_Kong", plan="basic",
+            order_prefix="SD", address="", phone="", email="", notification_email="",
+        )
+    session.info[_SETTINGS_KEY] = settings
+    return settings
 
 
 def ensure_store_defaults() -> StoreSettings:
@@ -61,7 +80,8 @@ def ensure_store_defaults() -> StoreSettings:
         for pos, (code, name, kind, instructions) in enumerate(BUILTIN_PAYMENT_METHODS):
             if code not in have:
                 session.add(PaymentMethod(code=code, name=name, kind=kind, builtin=True,
-                                          instructions=instructions, position=pos))
+                                          instructions=instructions, position=pos,
+                                          enabled=kind != "manual"))
         if not session.scalar(select(func.count(ShippingMethod.id))):
             for pos, (name, kind, fee) in enumerate(DEFAULT_SHIPPING_METHODS):
                 session.add(ShippingMethod(name=name, kind=kind, fee_cents=fee, position=pos))
@@ -107,9 +127,11 @@ def clean_days(value, field: str, *, max_value: int) -> int | None:
 
 def update_store_info(*, name, address, phone, email, notification_email, currency,
                       timezone, plan, order_prefix, payment_deadline_days=None,
-                      reminder_lead_hours=None, language=None) -> StoreSettings:
+                      reminder_lead_hours=None, language=None,
+                      invoice_note=None) -> StoreSettings:
     """Validate and save the store information form. ``language`` None keeps the
-    store's language; otherwise it must be one of LOCALES exactly."""
+    store's language; otherwise it must be one of LOCALES exactly. ``invoice_note``
+    None keeps the note printed on invoices."""
     values = dict(
         name=clean_text(name, L_("Store name"), max_len=120, required=True),
         address=clean_text(address, L_("Address"), max_len=500),
@@ -121,6 +143,9 @@ def update_store_info(*, name, address, phone, email, notification_email, curren
         reminder_lead_hours=clean_days(reminder_lead_hours, L_("Reminder lead time"),
                                        max_value=720),
     )
+    if invoice_note is not None:
+        values["invoice_note"] = clean_text(invoice_note, L_("Invoice note"),
+                                            max_len=INVOICE_NOTE_MAX)
     if language is not None:
         if language not in LOCALES or clean_locale(language) != language:
             raise ValidationError("Choose one of the languages offered.")
@@ -148,20 +173,26 @@ def update_store_info(*, name, address, phone, email, notification_email, curren
 
 
 def set_payment_method_enabled(method_id: int, enabled: bool) -> PaymentMethod:
+    """Switch a method on or off at checkout. A manual method goes on only once
+    customers can pay with it (its details filled in: domain/payment_details.py)."""
+    from domain.payment_details import is_ready, not_ready_error
+
     with write_transaction() as session:
         method = session.get(PaymentMethod, method_id)
         if method is None:
             raise NotFound("Payment method not found.")
+        if enabled and not method.enabled and not is_ready(method):
+            raise not_ready_error(method)
         method.enabled = bool(enabled)
     return method
 
 
 def save_custom_payment_method(*, name, instructions, deadline_days=None,
                                method_id: int | None = None) -> PaymentMethod:
-    """Create or edit a custom manual method (built-ins keep their names)."""
+    """Create or edit a custom manual method (built-ins keep their names; their
+    instructions are an optional extra note next to their typed details)."""
     name = clean_text(name, L_("Method name"), max_len=80, required=True)
-    instructions = clean_text(instructions, L_("Payment instructions"), max_len=2000,
-                              required=True)
+    instructions = clean_text(instructions, L_("Payment instructions"), max_len=2000)
     days = clean_days(deadline_days, L_("Payment deadline"), max_value=60)
     with write_transaction() as session:
         clash = session.scalar(select(PaymentMethod).where(
@@ -181,6 +212,8 @@ def save_custom_payment_method(*, name, instructions, deadline_days=None,
                 raise ValidationError("Online methods have no payment instructions.")
             if not method.builtin:
                 method.name = name
+        if not instructions and not method.builtin:
+            raise ValidationError("%(field)s is required.", field=L_("Payment instructions"))
         method.instructions = instructions
         method.deadline_days = days
     return method
@@ -208,14 +241,20 @@ def save_shipping_method(*, name, kind, fee, method_id: int | None = None,
     return method
 
 
+# Asked on every cart and checkout request: built once, so SQLAlchemy works out their
+# cache keys once (it keeps the key with the statement object).
+_ENABLED_PAYMENT = select(PaymentMethod).where(PaymentMethod.enabled) \
+    .order_by(PaymentMethod.position)
+_ENABLED_SHIPPING = select(ShippingMethod).where(ShippingMethod.enabled) \
+    .order_by(ShippingMethod.position)
+
+
 def enabled_payment_methods() -> list[PaymentMethod]:
-    return list(db.session.scalars(select(PaymentMethod).where(PaymentMethod.enabled)
-                                   .order_by(PaymentMethod.position)))
+    return list(db.session.scalars(_ENABLED_PAYMENT))
 
 
 def enabled_shipping_methods() -> list[ShippingMethod]:
-    return list(db.session.scalars(select(ShippingMethod).where(ShippingMethod.enabled)
-                                   .order_by(ShippingMethod.position)))
+    return list(db.session.scalars(_ENABLED_SHIPPING))
 
 
 def all_products():

@@ -43,6 +43,12 @@ def _watch(child: subprocess.Popen) -> None:
 
 
 def main() -> int:
+    # The links in emails and the sandbox WhatsApp API (the worker sends to it, its status
+    # webhooks come back here) are reached at PUBLIC_URL: unless set, where this server
+    # listens, so SHOPDESK_PORT=8000 alone still works. Set before the worker inherits it.
+    here = "127.0.0.1" if HOST in ("", "0.0.0.0", "::") else HOST
+    here = f"[{here}]" if ":" in here else here
+    os.environ.setdefault("SHOPDESK_PUBLIC_URL", f"http://{here}:{PORT}")
     from app import create_app
     from jobs.queue import _embedded, get_redis, stop_embedded
     from jobs.worker import PARENT_ENV

@@ -52,15 +52,30 @@ def mail_folder(app=None) -> Path:
 
 @in_app_context
 def deliver_outbox_job() -> dict:
-    """Deliver every email due now."""
+    """Deliver every email due now, then every WhatsApp message due now."""
     get_redis().delete(QUEUED_KEY)  # rows committed from now on need a job of their own
     with _light_gc():
         counts = deliver_due(MailSettings.from_config(current_app.config), mail_folder(),
                              max_seconds=JOB_MAX_SECONDS, on_full_batch=queue_delivery)
-    if counts.get("more"):
+    if outbox.due_count(channel=outbox.WHATSAPP):
+        counts = {**counts, "whatsapp": _deliver_whatsapp()}
+    if counts.get("more") or counts.get("whatsapp", {}).get("more"):
         queue_delivery(force=True)
     _schedule_next_retry()
     return counts
+
+
+def _deliver_whatsapp() -> dict:
+    """The WhatsApp rows due, with one client for this job run (made only when a row
+    is to be sent). A failure here must not undo the emails' counts: logged, and
+    the rows stay due for the next job or the sweep."""
+    from domain.notify.whatsapp_delivery import deliver_whatsapp_due
+
+    try:
+        return deliver_whatsapp_due(max_seconds=JOB_MAX_SECONDS)
+    except Exception:
+        log.exception("WhatsApp delivery failed; the rows wait for the next run")
+        return {"error": 1}
 
 
 @contextmanager
@@ -96,12 +111,15 @@ def queue_delivery(*, force: bool = False) -> bool:
 
 
 def _schedule_next_retry() -> None:
-    """Queue a delivery for the next failed row's retry time (the sweep is the backstop)."""
+    """Queue a delivery for the next failed row's retry time, of either channel (the
+    sweep is the backstop)."""
     from datetime import UTC
 
-    at = outbox.next_retry_at()
-    if at is None:
+    times = [t for t in (outbox.next_retry_at(channel=channel) for channel in outbox.CHANNELS)
+             if t is not None]
+    if not times:
         return
+    at = min(times)
     try:
         get_queue().enqueue_at(at.replace(tzinfo=UTC), deliver_outbox_job,
                                job_id=f"outbox-retry-{int(at.replace(tzinfo=UTC).timestamp())}",
@@ -124,8 +142,8 @@ def sweep(*, now: datetime | None = None) -> dict:
     ``force``: the NX key may be left by a job that was lost with Redis (or
     is still waiting behind busy workers); one job too many finds nothing.
     """
-    stuck = outbox.give_up_stuck(now=now)
-    due = outbox.due_count(now=now)
+    stuck = outbox.give_up_stuck(now=now)  # every channel
+    due = sum(outbox.due_count(channel=channel, now=now) for channel in outbox.CHANNELS)
     if due:
         queue_delivery(force=True)
     return {"outbox_stuck": stuck, "outbox_due": due}

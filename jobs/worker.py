@@ -95,6 +95,38 @@ def start_sweep_thread(app: Flask, interval: int = SWEEP_INTERVAL_SECONDS) -> th
     return thread
 
 
+def warm_up(app: Flask) -> None:
+    """Load once, before any work horse forks, what every job would load again.
+
+    RQ runs each job in a fresh fork of this process, so a horse starts with
+    exactly what the worker had loaded: compiled email templates, both
+    languages' translations and the store's reduced logo. Loaded per horse
+    instead, they made each delivery job's first email about 140 ms instead of
+    40 ms.
+    """
+    from flask_babel import force_locale, get_translations
+
+    from domain.db import db
+    from domain.i18n import LOCALES
+    from domain.notify import delivery  # noqa: F401  (imports what delivery uses)
+    from domain.notify.email import logo_image
+
+    env = app.jinja_env
+    for name in env.list_templates(filter_func=lambda n: n.startswith("emails/")):
+        env.get_template(name)
+    # A context of its own (its own database session), even inside a caller's.
+    with app.app_context(), app.test_request_context():
+        for locale in LOCALES:
+            with force_locale(locale):
+                get_translations()
+        try:
+            logo_image()
+        except Exception:  # a missing or broken logo is the job's to report, not start-up's
+            log.exception("could not prepare the store logo for email")
+        finally:
+            db.session.remove()
+
+
 def run_worker(app: Flask, *, burst: bool = False, sweep: bool = True,
                sweep_interval: int = SWEEP_INTERVAL_SECONDS) -> bool:
     """Work the Shopdesk queue until stopped (or until empty with ``burst``)."""
@@ -102,6 +134,7 @@ def run_worker(app: Flask, *, burst: bool = False, sweep: bool = True,
     parent = os.environ.get(PARENT_ENV, "")
     if parent.isdigit() and not burst:
         _watch_parent(int(parent))
+    warm_up(app)
     with app.app_context():
         queue = get_queue()
         if sweep and not burst:

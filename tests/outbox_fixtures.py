@@ -8,6 +8,7 @@ plain helpers are in outbox_helpers.py.
 from __future__ import annotations
 
 import pytest
+from conftest import fill_payment_details
 from outbox_helpers import SHOP, pg_admin
 
 from domain.actors import Actor
@@ -52,6 +53,7 @@ def pg_app():
         with app.app_context():
             upgrade()
             ensure_store_defaults()
+            fill_payment_details()
             settings = get_settings()
             settings.notification_email = SHOP
             db.session.commit()

@@ -25,6 +25,7 @@ from io import BytesIO
 from pathlib import Path
 
 import pytest
+from conftest import fill_payment_details
 from sqlalchemy import func, inspect, select, text
 
 from app import create_app
@@ -631,6 +632,7 @@ def _pg_app(url: str, folder: Path, migrate: bool = True):
         with app.app_context():
             upgrade()
             ensure_store_defaults()
+            fill_payment_details()
             db.session.remove()
             db.engine.dispose()
     return app

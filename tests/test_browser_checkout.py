@@ -104,7 +104,7 @@ def test_customer_checks_out_uploads_proof_and_merchant_confirms(
     order = db.session.scalar(select(Order).order_by(Order.id.desc()).limit(1))
     item = merchant.get_by_test_id(f"queue-{order.number}")
     assert "陳大文" in item.inner_text() and "HK$366.00" in item.inner_text()
-    assert item.locator("img").evaluate("i => i.naturalWidth") > 0
+    assert item.locator(".proof-zoom img").evaluate("i => i.naturalWidth") > 0
     shoot(merchant, "review-queue")
     item.get_by_role("button", name="Confirm payment").click()
     merchant.get_by_text(f"Payment confirmed for {order.number}.").wait_for()

@@ -64,7 +64,8 @@ def test_confirm_notice_appears_where_the_merchant_is(app, live_server, browser,
     for other in orders[:2] + orders[3:]:
         assert page.get_by_test_id(f"queue-{other.number}").count() == 1
     assert "7 waiting" in page.inner_text("#queue-count")
-    assert page.evaluate("document.activeElement.dataset.testid") == f"queue-result-{third.number}"
+    # The merchant lands on the next proof (the result is read out as a status).
+    assert page.evaluate("document.activeElement.dataset.testid") == f"queue-{orders[3].number}"
     shoot(page, f"review-after-confirm-{width}")
     db.session.rollback()
     assert db.session.get(Order, third.id).status == "processing"

@@ -75,3 +75,51 @@ def test_seed_demo_if_empty_leaves_existing_orders(app, make_order):
     assert result.exit_code == 0 and "left as it is" in result.output
     db.session.rollback()
     assert db.session.scalar(select(func.count(Order.id))) == 1
+
+
+def test_init_store_makes_an_empty_store_with_its_owner(app):
+    """`make run DEMO=0`: an owner and the defaults, nothing else; run twice, nothing more."""
+    from domain.inventory import reconcile
+    from domain.models import Product
+
+    runner = app.test_cli_runner()
+    args = ["init-store", "--owner-email", "owner@example.com", "--owner-password",
+            "shopdesk-demo"]
+    first = runner.invoke(args=args)
+    assert first.exit_code == 0, first.output
+    assert "Owner login: owner@example.com" in first.output
+    again = runner.invoke(args=args)
+    assert again.exit_code == 0 and "Owner login" not in again.output
+    db.session.rollback()
+    assert [u.role for u in db.session.scalars(select(User))] == ["owner"]
+    assert db.session.scalar(select(func.count(Product.id))) == 0
+    assert db.session.scalar(select(func.count(Order.id))) == 0
+    assert reconcile() == []
+
+
+def test_init_store_refuses_a_weak_owner_password(app):
+    result = app.test_cli_runner().invoke(args=["init-store", "--owner-email", "a@b.hk",
+                                                "--owner-password", "short"])
+    assert result.exit_code != 0 and "at least 10" in result.output
+    db.session.rollback()
+    assert db.session.scalar(select(func.count(User.id))) == 0
+
+
+def test_a_fresh_store_takes_no_manual_payment_until_its_details_are_filled(tmp_path):
+    """ensure_store_defaults on a new database: FPS, bank transfer and PayMe start off."""
+    from flask_migrate import upgrade
+
+    from app import create_app
+    from domain.models import PaymentMethod
+    from domain.store import ensure_store_defaults
+
+    fresh = create_app({"TESTING": True, "SECRET_KEY": "x",
+                        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'fresh.db'}"})
+    with fresh.app_context():
+        upgrade()
+        ensure_store_defaults()
+        enabled = {m.code: m.enabled for m in db.session.scalars(select(PaymentMethod))}
+        db.session.remove()
+        db.engine.dispose()
+    assert enabled["fps"] is enabled["bank_transfer"] is enabled["payme"] is False
+    assert enabled["credit_card"] is True

@@ -140,10 +140,10 @@ def test_review_queue_images_load_for_staff(app, seeded, staff_client, client):
     html = staff_client.get("/review/").get_data(as_text=True)
     for order in seeded:
         assert order.number in html
-    sources = re.findall(r'<img src="([^"]+)"', html)
-    links = re.findall(r'<a class="queue-thumb" href="([^"]+)"', html)
-    assert len(sources) == len(links) == len(seeded)
-    for url in sources + links:
+    # Each card shows its proof full size (inline, and again in its zoom dialog).
+    sources = sorted(set(re.findall(r'<img src="([^"]+)"', html)))
+    assert sources == sorted(f"/review/proofs/{o.number}" for o in seeded)
+    for url in sources:
         response = staff_client.get(url)
         assert response.status_code == 200, url
         assert response.mimetype == "image/jpeg"
@@ -160,3 +160,18 @@ def test_demo_orders_store_the_e164_phone_like_placed_orders(app, tmp_path):
     seed_demo(orders=60, seed=3)
     rows = db.session.execute(select(Order.customer_phone, Order.customer_phone_e164)).all()
     assert rows and all(e164 and e164 == store_e164(phone) for phone, e164 in rows)
+
+
+def test_demo_carrier_orders_have_a_shipment_and_print_a_label(app, tmp_path):
+    from domain.documents import label_refusal, render_pdf
+    from domain.models import Shipment
+
+    app.config["UPLOAD_FOLDER"] = str(tmp_path / "uploads")
+    seed_demo(orders=300, seed=5)
+    carrier = list(db.session.scalars(select(Order).where(Order.tracking_code_by_carrier.is_(True))))
+    assert carrier, "the demo has carrier-booked parcels"
+    booked = {s.order_id: s for s in db.session.scalars(select(Shipment))}
+    assert {o.id for o in carrier} == set(booked)
+    assert all(booked[o.id].tracking_code == o.tracking_code for o in carrier)
+    assert label_refusal(carrier[0]) is None
+    assert render_pdf("label", [carrier[0].id]).startswith(b"%PDF")

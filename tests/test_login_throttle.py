@@ -14,6 +14,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from conftest import fill_payment_details
 
 from domain import accounts
 from domain.accounts import LoginThrottled, authenticate
@@ -320,6 +321,7 @@ def pg_app():
         with pg.app_context():
             upgrade()
             ensure_store_defaults()
+            fill_payment_details()
             yield pg
             db.session.remove()
             db.engine.dispose()

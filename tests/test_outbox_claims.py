@@ -91,6 +91,10 @@ with app.app_context():
         if not ids:
             break
         got.extend(ids)
+        # Let the other process in between claims: on a loaded machine one
+        # process could otherwise drain the queue before the other wakes,
+        # and the test would not have raced at all.
+        time.sleep(0.002)
 print(json.dumps(got))
 """
 

@@ -25,7 +25,10 @@ ALLOWED = {"FPS", "PayMe", "Octopus", "Alipay", "Tap", "Go", "Shopdesk", "HK", "
            "Email", "HKD", "OK", "Visa", "Mastercard", "English", "AM", "PM", "ID",
            "App", "Store", "Google", "Apple", "Pay",
            "API", "Ctrl",  # an order source read as a code; a key name on the keyboard
-           "SMTP"}  # the mail protocol, named where the owner is told how to send mail
+           "SMTP",  # the mail protocol, named where the owner is told how to send mail
+           "HKT", "WebP", "EAN", "UPC", "GTIN",
+           # Meta's own product and screen names, as the merchant finds them in Meta's dashboard
+           "Meta", "Business", "Cloud", "Webhook", "Callback", "URL"}  # the time zone's abbreviation; image and barcode formats
 VISIBLE_ATTRS = ("placeholder", "title", "aria-label", "alt")
 WORD = re.compile(r"[A-Za-z][A-Za-z'’]*")
 EMAIL_OR_URL = re.compile(r"\S+@\S+|https?://\S+|/[\w/.-]+")
@@ -38,11 +41,19 @@ class _Text(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.parts: list[str] = []
         self._skip = 0
+        # Text marked lang="en" inside the page is English on purpose (the English wording
+        # of a WhatsApp template the merchant registers with Meta, beside the Chinese one).
+        # The page's own <html lang> is not such a mark: an English page is checked whole.
+        self._english: list[str] = []
 
     def handle_starttag(self, tag, attrs):
+        values = dict(attrs)
+        # ... and so is <code>: identifiers typed as they are (a template's name, its parameters).
+        marked_english = tag != "html" and (values.get("lang") or "").lower().startswith("en")
+        if self._english or tag == "code" or marked_english:
+            self._english.append(tag)
         if tag in ("script", "style", "template"):
             self._skip += 1
-        values = dict(attrs)
         for name in VISIBLE_ATTRS:
             if values.get(name):
                 self.parts.append(values[name])
@@ -54,9 +65,11 @@ class _Text(HTMLParser):
     def handle_endtag(self, tag):
         if tag in ("script", "style", "template") and self._skip:
             self._skip -= 1
+        if self._english and self._english[-1] == tag:
+            self._english.pop()
 
     def handle_data(self, data):
-        if not self._skip:
+        if not self._skip and not self._english:
             self.parts.append(data)
 
 
@@ -132,12 +145,17 @@ DESK_PAGES = ["/orders", "/orders?list=unpaid", "/orders?status=pending_payment"
               "/orders?status=completed", "/orders?q=%E9%99%B3", "/review/", "/drafts/",
               "/drafts/new", "/account", "/settings/store", "/settings/payments",
               "/settings/shipping", "/settings/staff", "/settings/backups", "/settings/mail",
-              "/settings/mail?status=failed", "/alerts/", "/orders/NOPE404"]
+              "/settings/mail?status=failed", "/alerts/", "/orders/NOPE404",
+              "/products/", "/products/?archived=1", "/products/?q=%E6%9B%B2", "/products/new",
+              "/products/?low_stock=1", "/products/import", "/settings/whatsapp",
+              "/settings/whatsapp/billing"]
 
 
 def test_every_desk_page_reads_in_chinese(owner_client, orders_in_every_status):
     allowed = ALLOWED | (_data_values() - _default_words())
     pages = DESK_PAGES + [f"/orders/{o.number}" for o in orders_in_every_status]
+    product_id = orders_in_every_status[0].lines[0].product_id  # with holds in its ledger
+    pages += [f"/products/{product_id}", f"/products/{product_id}/edit"]
     # Their emails delivered (kept as copies), so the pages show messages and previews.
     from domain.models import OutboxMessage
     from domain.notify.delivery import deliver_due

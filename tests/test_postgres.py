@@ -11,6 +11,7 @@ import threading
 import uuid
 
 import pytest
+from conftest import fill_payment_details
 
 ADMIN_URL = os.environ.get("SHOPDESK_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -41,6 +42,7 @@ def pg_app():
         with app.app_context():
             upgrade()
             ensure_store_defaults()
+            fill_payment_details()
             yield app
             db.session.remove()
             db.engine.dispose()

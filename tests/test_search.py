@@ -8,6 +8,7 @@ import re
 import uuid
 
 import pytest
+from conftest import fill_payment_details
 from sqlalchemy import delete, func, select, text, update
 
 from domain import orders as actions
@@ -98,6 +99,7 @@ def pg_shop():
         with pg_app.app_context():
             upgrade()
             ensure_store_defaults()
+            fill_payment_details()
             shop = build_shop()
             db.session.remove()
             db.engine.dispose()
@@ -370,7 +372,7 @@ def test_search_combines_with_status_and_other_filters(any_shop):
     assert OrderQuery(q="example", status="processing").count() == 1
     assert OrderQuery(q="example").tab_counts() == {
         "": 3, "pending_payment": 2, "pending_confirmation": 0, "processing": 1,
-        "completed": 0, "canceled": 0}
+        "completed": 0, "canceled": 0, "todo": 1}
     assert OrderQuery(q="大文", sources=("api",)).count() == 0
     assert OrderQuery(q="大文", sources=("online_store",)).count() == 1
     page = OrderQuery(q="@example", per_page=2).page_results()

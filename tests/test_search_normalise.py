@@ -10,6 +10,7 @@ import os
 import uuid
 
 import pytest
+from conftest import fill_payment_details
 from sqlalchemy import select, text, update
 
 from domain import orders as actions
@@ -93,6 +94,7 @@ def pg_shop():
         with pg_app.app_context():
             upgrade()
             ensure_store_defaults()
+            fill_payment_details()
             shop = build_shop()
             db.session.remove()
         yield pg_app, shop

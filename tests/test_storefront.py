@@ -81,7 +81,9 @@ def test_manual_checkout_upload_confirm_ship(app, shopper, owner_client, make_va
     page = shopper.get(f"/shop/o/{order.public_token}")
     html = page.get_data(as_text=True)
     assert page.headers["Referrer-Policy"] == "no-referrer"
-    assert "Pay by FPS to our FPS ID" in html and "Please pay by" in html
+    # the typed FPS details (tests/conftest.py) and the reference to write on the transfer
+    assert "1234567" in html and "Cookie Lab Ltd" in html and "Please pay by" in html
+    assert f'data-copy="{order.number}"' in html
     # the cart was emptied
     assert "Your cart is empty" in shopper.get("/shop/cart").get_data(as_text=True)
     # when the customer uploads a proof
@@ -104,7 +106,9 @@ def test_manual_checkout_upload_confirm_ship(app, shopper, owner_client, make_va
 def test_test_gateway_checkout_is_processing_at_once(shopper, make_variant):
     variant = make_variant(stock=2)
     shopper.post("/shop/cart/add", {"variant_id": variant.id, "quantity": 1})
-    cart = shopper.get("/shop/cart").get_data(as_text=True)
+    # The banner shows once an online method is chosen (the checkout's panel).
+    card = db.session.scalar(select(PaymentMethod.id).where(PaymentMethod.code == "credit_card"))
+    cart = shopper.get(f"/shop/cart/panel?payment_method={card}", htmx=True).get_data(as_text=True)
     assert "Test gateway — no real money is charged" in cart
     assert checkout(shopper, payment="credit_card", card="4242 4242 4242 4242").status_code == 302
     order = latest_order()

@@ -109,7 +109,9 @@ def test_pdf_is_stored_as_is_and_only_downloaded(app, make_order, customer, samp
     served = client.get(f"/shop/o/{order.public_token}/proof")
     assert served.data == pdf and served.mimetype == "application/pdf"
     assert served.headers["Content-Disposition"].startswith("attachment")
-    assert client.get(f"/shop/o/{order.public_token}/proof/thumbnail").status_code == 404
+    # Its "thumbnail" is its first page drawn as a PNG (tests/test_proof_pdf_preview.py).
+    thumb = client.get(f"/shop/o/{order.public_token}/proof/thumbnail")
+    assert thumb.mimetype == "image/png" and thumb.data.startswith(b"\x89PNG")
 
 
 def hostile(name: str, f) -> tuple[bytes, str, str, str]:

@@ -328,7 +328,9 @@ def test_logo_upload_cleans_and_serves(owner_client, staff_client):
     image.save(buf, format="JPEG", exif=b"Exif\x00\x00secret-gps")
     refused = owner_client.post("/settings/logo", {"logo": (io.BytesIO(b"<svg onload=alert(1)>"), "x.png")},
                                 content_type="multipart/form-data")
-    assert refused.status_code == 302 and get_settings().logo_path is None
+    # Refused on the same page (issue 16: the error next to the file input), nothing stored.
+    assert refused.status_code == 422 and get_settings().logo_path is None
+    assert "svg onload" not in refused.get_data(as_text=True)
     assert staff_client.post("/settings/logo", {"logo": (io.BytesIO(buf.getvalue()), "l.jpg")},
                              content_type="multipart/form-data").status_code == 403
     ok = owner_client.post("/settings/logo", {"logo": (io.BytesIO(buf.getvalue()), "l.jpg")},

@@ -196,6 +196,10 @@ def end_all_devices():
     return _sign_out_here(_("You are signed out on every device."))
 
 
+# Which password input a refusal of domain.accounts.change_password is about.
+PASSWORD_INPUTS = {"The current password is wrong.": "current"}
+
+
 @bp.post("/account/password")
 @login_required
 def change_password():
@@ -207,8 +211,13 @@ def change_password():
         accounts.change_password(current_user.id, form.current.data, form.new.data,
                                  ip=client_address(), keep_session=_this_device_id() or None)
     except LoginThrottled as exc:
+        form.current.errors = [translate_error(exc)]
         return _account_page(form, translate_error(exc), 429)
     except DomainError as exc:
+        from blueprints.settings.forms import attach_refusal
+
+        # the refusal beside the password it is about (passwords are never sent back)
+        attach_refusal(form, exc, PASSWORD_INPUTS, "new")
         return _account_page(form, translate_error(exc), 422)
     flash(_("Password changed. Every other device is signed out."), "success")
     return redirect(url_for("auth.account"))

@@ -9,10 +9,27 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from blueprints.rendering import render
+from domain.i18n import N_
 from domain.notify.export_mail import DOWNLOAD_KEPT, download_expired, download_expires_at
 from jobs.queue import get_job
 
 bp = Blueprint("background", __name__, url_prefix="/jobs")
+
+# Job kinds (Job.kind) as the progress page names them; an unknown kind shows its code.
+JOB_KIND_LABELS = {
+    "export_orders": N_("Excel export"),
+    "export_email": N_("Excel export by email"),
+    "backup": N_("Backup"),
+    "papers": N_("Printing papers"),
+    "create_shipments": N_("Creating shipments"),
+    "bulk_ship": N_("Confirming shipments"),
+    "tracking_import": N_("Importing tracking codes"),
+}
+
+
+@bp.app_context_processor
+def job_kinds():
+    return {"job_kind_labels": JOB_KIND_LABELS}
 
 
 @bp.before_request

@@ -12,10 +12,11 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
+from wtforms.widgets import HiddenInput
 
 from domain.orders import MAX_QUANTITY
 
-BLANK_LINES = 2
+MAX_LINES = 100
 
 
 # WTForms fills in %(min)s and %(max)s of a NumberRange message.
@@ -33,6 +34,22 @@ class QuantityField(IntegerField):
             raise ValueError(_l("Give the quantity as a whole number, like 2.")) from exc
 
 
+class VariantIdField(IntegerField):
+    """The item of a line: a hidden id put there by the search's "Add". Blank is an
+    empty slot (0); anything but a whole number is refused (a crafted post)."""
+
+    widget = HiddenInput()
+
+    def process_formdata(self, valuelist):
+        if valuelist and not str(valuelist[0]).strip():
+            self.data = 0
+            return
+        super().process_formdata(valuelist)
+        if self.data is not None and not 0 <= self.data < 2**31:
+            self.data = None
+            raise ValueError("out of range")
+
+
 class LineForm(Form):
     """One item line (a sub-form: the outer form carries CSRF).
 
@@ -40,7 +57,7 @@ class LineForm(Form):
     line with only one of them is refused: a blank quantity is not taken as 1,
     and a quantity without an item is not silently dropped."""
 
-    variant_id = SelectField(_l("Item"), coerce=int, validate_choice=False, default=0)
+    variant_id = VariantIdField(_l("Item"), default=0)
     quantity = QuantityField(_l("Qty"), validators=[Optional(), NumberRange(1, MAX_QUANTITY, QUANTITY_RANGE)])
 
     def validate(self, extra_validators=None):
@@ -70,12 +87,17 @@ class DraftForm(FlaskForm):
     email = StringField(_l("Email"), validators=[Optional(), Length(max=254, message=TOO_LONG)])
     address = TextAreaField(_l("Delivery address"),
                             validators=[Optional(), Length(max=500, message=TOO_LONG)])
-    lines = FieldList(FormField(LineForm), min_entries=1, max_entries=100)
+    lines = FieldList(FormField(LineForm), min_entries=0, max_entries=MAX_LINES)
     shipping_method = SelectField(_l("Shipping method"), coerce=int,
                                   validators=[DataRequired(_l("Choose a shipping method."))])
     shipping_fee = StringField(_l("Shipping fee (blank: the method's fee)"),
                                validators=[Optional(), Length(max=20, message=TOO_LONG)])
     discount = StringField(_l("Discount"), validators=[Optional(), Length(max=20, message=TOO_LONG)])
+    # The item search and the customer lookup travel with the form (without
+    # JavaScript they are answered by the builder's refresh).
+    q = StringField(_l("Find an item"), validators=[Optional(), Length(max=100, message=TOO_LONG)])
+    lookup = StringField(_l("Find a customer"),
+                         validators=[Optional(), Length(max=100, message=TOO_LONG)])
 
 
 class DeleteForm(FlaskForm):

@@ -32,6 +32,7 @@ from domain.db import db
 from domain.i18n import N_
 from domain.models import Order, OutboxMessage
 from domain.notify.kinds import KIND_LABELS
+from domain.notify.outbox import EMAIL
 from domain.notify.transport import MailSettings
 
 bp = Blueprint("mail", __name__, url_prefix="/settings/mail")
@@ -58,6 +59,7 @@ STATUS_TITLES = {
     "failed": N_("Failed, will retry"),
     "dead": N_("Failed for good"),
     "unknown": N_("Outcome unknown"),
+    "skipped": N_("Skipped"),
 }
 # The HTML part's own policy: nothing runs, nothing loads but its inline images and
 # styles, only the desk may frame it, and it runs in a sandbox (an opaque origin).
@@ -191,7 +193,9 @@ def message_or_404(message_id: int) -> OutboxMessage:
 
 
 def _status_counts() -> dict[str, int]:
+    # The Mail page is email's: WhatsApp messages show on their orders and in billing.
     rows = db.session.execute(select(OutboxMessage.status, func.count())
+                              .where(OutboxMessage.channel == EMAIL)
                               .group_by(OutboxMessage.status)).all()
     by_status = dict(rows)
     counts = {name: sum(by_status.get(s, 0) for s in statuses)
@@ -216,6 +220,7 @@ def index():
     page = max(1, min(_page_number(request.args.get("page")), pages, MAX_PAGE))
     query = (select(OutboxMessage, Order.number)
              .outerjoin(Order, Order.id == OutboxMessage.order_id)
+             .where(OutboxMessage.channel == EMAIL)
              .order_by(OutboxMessage.id.desc())
              .limit(PER_PAGE).offset((page - 1) * PER_PAGE))
     if status:

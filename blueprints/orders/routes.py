@@ -19,6 +19,7 @@ from flask import (
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from werkzeug.datastructures import MultiDict
+from werkzeug.routing import BuildError
 
 from blueprints.i18n import translate_error
 from blueprints.mail.routes import STATUS_TITLES, html_part_response, message_or_404, preview_page
@@ -32,9 +33,10 @@ from blueprints.orders.forms import (
     TrackingForm,
     first_error,
 )
+from blueprints.orders.rows import list_rows
 from blueprints.rendering import is_htmx, render
+from domain import list_view, saved_views, setup_checklist
 from domain import orders as actions
-from domain import saved_views
 from domain.actors import Actor
 from domain.errors import DomainError
 from domain.exports import SYNC_LIMIT, export_filename, export_orders, matching_ids
@@ -44,7 +46,7 @@ from domain.notify import alerts, outbox, resend
 from domain.notify.kinds import KIND_LABELS, status_email_kind
 from domain.notify.transport import MailSettings
 from domain.proofs import reused_proof_order_numbers
-from domain.search import SOURCES, OrderQuery
+from domain.search import SOURCES, TODO, OrderQuery
 from domain.status import OrderStatus, available_actions
 from domain.store import all_products, enabled_payment_methods, enabled_shipping_methods
 from jobs.deadlines import schedule_deadline_jobs
@@ -71,8 +73,8 @@ def _actor() -> Actor:
 
 @bp.get("/")
 def home():
-    """The desk opens on the orders list."""
-    return redirect(url_for("orders.index"))
+    """The desk opens on the day's work: the To do tab of the orders list."""
+    return redirect(url_for("orders.index", status=TODO))
 
 
 def _args(url: str) -> list[tuple[str, str]]:
@@ -104,16 +106,28 @@ def index():
         # (Not when an argument was refused: the page explains why instead.)
         return redirect(canonical)
     page, counts = query.page_with_tab_counts()
+    payment_methods, shipping_methods = enabled_payment_methods(), enabled_shipping_methods()
+    products = all_products()
+    presets = list_view.date_presets(list_view.store_today())
     context = dict(query=query, page=page, counts=counts,
+                   presets=presets, active_preset=list_view.active_preset(query, presets),
+                   chips=list_view.filter_chips(
+                       query, payment_names={m.id: m.name for m in payment_methods},
+                       shipping_names={m.id: m.name for m in shipping_methods},
+                       product_names={p.id: p.name for p in products}),
+                   rows=list_rows(page.items, list_view.items_summaries(
+                       [o.id for o in page.items])),
                    # the Paid/Unpaid switch is outside the htmx fragment
                    list_counts=None if is_htmx() else query.list_counts(),
                    statuses=list(OrderStatus),
-                   payment_methods=enabled_payment_methods(),
-                   shipping_methods=enabled_shipping_methods(), sources=SOURCES,
-                   products=all_products(),
+                   payment_methods=payment_methods,
+                   shipping_methods=shipping_methods, sources=SOURCES,
+                   products=products,
                    views=saved_views.list_views(current_user.id),
                    query_string=urlencode(query.to_args(page=1), doseq=True),
-                   export_form=ConfirmForm(), oob=is_htmx())
+                   export_form=ConfirmForm(), oob=is_htmx(),
+                   # Outside the swapped blocks: only a whole page reads them.
+                   setup=None if is_htmx() else _setup_card())
     html = render("orders/list.html", block=["tabs", "results"], **context)
     # Back must show the list as it is now, never a copy kept by the browser; and the
     # same URL answers a fragment or a page depending on HX-Request.
@@ -121,6 +135,26 @@ def index():
     if is_htmx():
         headers.update(_history_headers(canonical))
     return html, headers
+
+
+def _step_url(step) -> str:
+    """Where a step is done; its fallback page while that page is not built."""
+    try:
+        return url_for(step.endpoint)
+    except BuildError:
+        return url_for(step.fallback_endpoint or "orders.index")
+
+
+def _setup_card():
+    """The setup checklist while the store is not ready (None once it is), each step
+    with its link. Staff see one line (settings are the owner's), so their page
+    does not list steps they cannot do."""
+    checklist = setup_checklist.checklist()
+    if checklist.ready:
+        return None
+    links = {step.key: _step_url(step) for step in checklist.steps} \
+        if current_user.is_owner else {}
+    return {"checklist": checklist, "links": links}
 
 
 # ------------------------------------------------------------------ export
@@ -234,7 +268,7 @@ def _timeline(order_id: int, history) -> list[tuple]:
 def _order_context(order, **extra) -> dict:
     history = actions.order_history(order.id)
     timeline = _timeline(order.id, history)
-    return dict(order=order, actions=available_actions(order), history=history,
+    context = dict(order=order, actions=available_actions(order), history=history,
                 timeline=timeline, message_count=sum(len(m) for _ev, m in timeline),
                 ship_form=ShipForm(), reason_form=ReasonForm(), confirm_form=ConfirmForm(),
                 note_form=NoteForm(), refund_form=RefundNoteForm(), retry_form=RetryMessageForm(),
@@ -244,8 +278,9 @@ def _order_context(order, **extra) -> dict:
                 resends_left=resend.resends_left(order), max_resends=resend.MAX_RESENDS,
                 resend_kind=status_email_kind(order) if order.kind == "placed" else None,
                 kind_labels=KIND_LABELS, status_labels=STATUS_TITLES,
-                smtp_enabled=MailSettings.from_config(current_app.config).smtp_enabled,
-                **extra)
+                smtp_enabled=MailSettings.from_config(current_app.config).smtp_enabled)
+    context.update(extra)  # e.g. a refused form, bound to what was typed
+    return context
 
 
 @bp.get("/orders/<number>")
@@ -256,8 +291,29 @@ def detail(number: str):
     return render("orders/detail.html", block="order_body", **_order_context(order))
 
 
-def _done(order, message: str, *, error: bool = False):
-    """After an action: htmx gets the order body again with the message, others a redirect."""
+@bp.get("/orders/<number>/neighbours")
+def neighbours(number: str):
+    """Previous and next order in the list the merchant came from, whose arguments come
+    along (app.js keeps the last list's address in the tab's sessionStorage: no cookie,
+    which would also keep the list out of the back/forward cache)."""
+    order = _order_or_404(number)
+    query = OrderQuery.from_args(request.args)
+    around = (list_view.Neighbours(None, None) if query.errors or order.is_draft
+              else list_view.neighbours(query, order))
+    return render("orders/_neighbours.html", block=None, around=around), {"Cache-Control": "no-store"}
+
+
+def _done(order, message: str, *, error: bool = False, failed: str = "", form=None):
+    """After an action: htmx gets the order body again with the message, others a redirect.
+
+    A refusal answers with the page itself (422), its form still holding what was typed
+    and open, the reason beside it: ``failed`` names the form ("note", "refund", ...)."""
+    if error and failed:
+        order = actions.get_order(order.id)
+        extra = {f"{FAILED_FORMS[failed]}": form, "open_form": failed}
+        body = render("orders/detail.html", block="order_body",
+                      **_order_context(order, message=message, message_error=True, **extra))
+        return body, 422
     if is_htmx():
         order = actions.get_order(order.id)
         body = render("orders/detail.html", block="order_body",
@@ -267,16 +323,22 @@ def _done(order, message: str, *, error: bool = False):
     return redirect(url_for("orders.detail", number=order.number))
 
 
-def _run(number: str, form, action, success: str):
+# A form that can be refused with what was typed in it -> its name in the page context.
+FAILED_FORMS = {"note": "note_form", "refund": "refund_form", "reject": "reason_form",
+                "decline": "reason_form", "ship": "ship_form"}
+
+
+def _run(number: str, form, action, success: str, *, name: str = ""):
     """Validate ``form``, call the domain ``action`` and report the outcome.
-    ``success`` is a message id (marked N_) with an optional %(number)s."""
+    ``success`` is a message id (marked N_) with an optional %(number)s; ``name`` (a key
+    of FAILED_FORMS) brings a refused form back with its typed values."""
     order = _order_or_404(number)
     if not form.validate_on_submit():
-        return _done(order, first_error(form), error=True)
+        return _done(order, first_error(form), error=True, failed=name, form=form)
     try:
         action(order, form)
     except DomainError as exc:
-        return _done(order, translate_error(exc), error=True)
+        return _done(order, translate_error(exc), error=True, failed=name, form=form)
     return _done(order, _(success, number=order.number))
 
 
@@ -294,7 +356,8 @@ def decline_proof(number: str):
                 # a decline starts a fresh payment deadline: schedule its expiry
                 lambda o, f: schedule_deadline_jobs(
                     actions.decline_proof(o.id, f.reason.data, actor=_actor())),
-                N_("Proof declined for %(number)s; the customer is asked to pay again."))
+                N_("Proof declined for %(number)s; the customer is asked to pay again."),
+                name="decline")
 
 
 @bp.post("/orders/<number>/ship")
@@ -303,7 +366,7 @@ def ship(number: str):
     return _run(number, ShipForm(),
                 lambda o, f: actions.ship_order(o.id, actor=_actor(),
                                                 tracking_code=f.tracking_code.data),
-                N_("%(number)s is shipped and completed."))
+                N_("%(number)s is shipped and completed."), name="ship")
 
 
 @bp.post("/orders/<number>/ready-for-pickup")
@@ -327,7 +390,8 @@ def reject(number: str):
     """Reject (cancel) the order with a reason; its stock returns at once."""
     return _run(number, ReasonForm(),
                 lambda o, f: actions.reject_order(o.id, f.reason.data, actor=_actor()),
-                N_("%(number)s was rejected and its stock returned. No refund was made."))
+                N_("%(number)s was rejected and its stock returned. No refund was made."),
+                name="reject")
 
 
 @bp.post("/orders/<number>/notes")
@@ -335,7 +399,7 @@ def add_note(number: str):
     """Add an internal note to the history."""
     return _run(number, NoteForm(),
                 lambda o, f: actions.add_note(o.id, f.text.data, actor=_actor()),
-                N_("Note added."))
+                N_("Note added."), name="note")
 
 
 @bp.post("/orders/<number>/refund-notes")
@@ -345,7 +409,7 @@ def add_refund_note(number: str):
         actions.record_refund_note(order.id, amount_cents=parse_money(form.amount.data),
                                    method=form.method.data,
                                    reference=form.reference.data or "", actor=_actor())
-    return _run(number, RefundNoteForm(), record, N_("Refund note recorded."))
+    return _run(number, RefundNoteForm(), record, N_("Refund note recorded."), name="refund")
 
 
 # ------------------------------------------------------------------ messages
@@ -420,12 +484,15 @@ def message_html(number: str, message_id: int):
 
 # ------------------------------------------------------------------ tracking code
 
-def _tracking_fragment(order, *, editing=False, error="", form=None, status=200):
+def _tracking_fragment(order, *, editing=False, error="", form=None, status=200, saved="",
+                       shipped_status=""):
     context = request.values.get("context", "page")
     html = render("orders/_tracking.html", block=None, order=order, editing=editing,
                   error=error, form=form or TrackingForm(tracking_code=order.tracking_code),
                   context="list" if context == "list" else "page",
-                  can_edit=actions.can_set_tracking_code(order))
+                  can_edit=actions.can_set_tracking_code(order),
+                  can_ship="ship_order" in available_actions(order),
+                  saved=saved, shipped_status=shipped_status)
     return html, status
 
 
@@ -445,9 +512,13 @@ def edit_tracking(number: str):
     if not is_htmx():
         return redirect(url_for("orders.detail", number=number) + "#tracking")
     if not actions.can_set_tracking_code(order):
-        reason = (_("Set by the carrier; it cannot be edited.") if order.tracking_code_by_carrier
-                  else _("%(status)s orders keep their tracking code.",
-                         status=_(order.status_info.label) if order.status_info else _("Draft")))
+        if order.tracking_code_by_carrier:
+            reason = _("Set by the carrier; it cannot be edited.")
+        elif order.shipping_kind == "pickup":
+            reason = _("Collected in the shop: no tracking code.")
+        else:
+            reason = _("%(status)s orders keep their tracking code.",
+                       status=_(order.status_info.label) if order.status_info else _("Draft"))
         return _tracking_fragment(order, error=reason)
     return _tracking_fragment(order, editing=True)
 
@@ -457,9 +528,14 @@ def save_tracking(number: str):
     """Save the tracking code typed inline (or in the order page's form)."""
     order = _order_or_404(number)
     form = TrackingForm()
+    and_ship = request.form.get("and_ship") == "1"  # "Save & ship": one step, one action
     try:
         if not form.validate_on_submit():
             problem = first_error(form)
+        elif and_ship:
+            order = actions.ship_order(order.id, actor=_actor(),
+                                       tracking_code=form.tracking_code.data or None)
+            problem = None
         else:
             order = actions.set_tracking_code(order.id, form.tracking_code.data or "",
                                               actor=_actor())
@@ -473,10 +549,18 @@ def save_tracking(number: str):
         editable = actions.can_set_tracking_code(actions.get_order(order.id))
         return _tracking_fragment(actions.get_order(order.id), editing=editable,
                                   error=problem, form=form, status=422)
+    if and_ship:
+        message = _("Shipment confirmed for %(number)s.", number=order.number)
+        if not is_htmx():
+            flash(message, "success")
+            return redirect(url_for("orders.detail", number=number))
+        if request.values.get("context") != "list":  # the order page: its next step changed
+            return "", 200, {"HX-Refresh": "true"}
+        return _tracking_fragment(order, saved=message, shipped_status=True)
     if not is_htmx():
         flash(_("Tracking code saved."), "success")
         return redirect(url_for("orders.detail", number=number))
-    return _tracking_fragment(order)
+    return _tracking_fragment(order, saved=_("Saved"))
 
 # Export to email adds its route to this blueprint (kept in its own module).
 from blueprints.orders import export_email  # noqa: E402,F401

@@ -16,10 +16,13 @@ from domain import orders as actions
 from domain.actors import Actor
 from domain.deadlines import extend_deadline as extend_deadline_action
 from domain.errors import DomainError
-from domain.proofs import review_queue, review_queue_count
+from domain.proofs import pdf_preview_ready, proof_missing, review_queue, review_queue_count
 from jobs.deadlines import schedule_deadline_jobs
 
 bp = Blueprint("review", __name__, url_prefix="/review")
+bp.add_app_template_global(proof_missing, "proof_missing")
+# Draws a PDF proof's first page if it was stored before previews existed (then kept).
+bp.add_app_template_global(pdf_preview_ready, "pdf_preview_ready")
 
 
 @bp.before_request
@@ -95,7 +98,7 @@ def proof_file(number: str):
 
 @bp.get("/proofs/<number>/thumbnail")
 def proof_thumbnail(number: str):
-    """A small preview of the order's proof image, for staff."""
+    """A small preview of the order's proof image (a PDF's first page), for staff."""
     return proof_response(_order_or_404(number), thumbnail=True)
 
 

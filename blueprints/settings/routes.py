@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+from babel.lists import format_list
 from flask import Blueprint, abort, flash, redirect, url_for
+from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_babel import ngettext
 
 from blueprints.access import owner_only
 from blueprints.auth.forms import CsrfOnlyForm
 from blueprints.auth.routes import reload_page
 from blueprints.i18n import translate_error
 from blueprints.orders.forms import first_error
-from blueprints.rendering import render
+from blueprints.rendering import is_htmx, render
 from blueprints.settings.forms import (
+    DETAILS_FORMS,
+    METHOD_INPUTS,
+    STAFF_INPUTS,
+    STORE_INPUTS,
     LogoForm,
     PaymentMethodForm,
     ShippingMethodForm,
@@ -21,8 +26,9 @@ from blueprints.settings.forms import (
     StaffUpdateForm,
     StoreForm,
     ToggleForm,
+    attach_refusal,
 )
-from domain import accounts, sessions, store
+from domain import accounts, payment_details, sessions, store
 from domain.errors import DomainError
 from domain.money import cents_to_input
 
@@ -30,8 +36,16 @@ bp = Blueprint("settings", __name__, url_prefix="/settings")
 owner_only(bp)  # settings are the owner's: staff get 403
 
 
+@bp.app_template_global("payment_details_of")
+def payment_details_of(method):
+    """The details a customer copies to pay ``method`` (templates/storefront/_pay_details.html).
+    App-wide, not only on settings pages: the store and the desk show the same details."""
+    return payment_details.details(method)
+
+
 def _outcome(form, action, success: str, endpoint: str):
-    """Validate, call the domain, flash the result, and go back to the page."""
+    """Validate, call the domain, flash the result, and go back to the page (forms
+    without typed input: a logo removal, a switch)."""
     if not form.validate_on_submit():
         flash(first_error(form), "error")
         return redirect(url_for(endpoint))
@@ -40,6 +54,23 @@ def _outcome(form, action, success: str, endpoint: str):
     except DomainError as exc:
         flash(translate_error(exc), "error")
         return redirect(url_for(endpoint))
+    flash(str(success), "success")
+    return redirect(url_for(endpoint))
+
+
+def _submit(form, action, success: str, endpoint: str, *, refused, inputs: dict, default: str):
+    """Validate ``form`` and call the domain. A refusal answers with the page itself
+    (``refused(error)``, 422): the form holds what was typed and the reason stands
+    beside its input; nothing is saved. Success flashes and goes back to the page."""
+    if not form.validate_on_submit():
+        if "csrf_token" in form.errors:  # CSRFProtect refuses first; belt and braces
+            abort(400)
+        return refused(first_error(form))
+    try:
+        action(form)
+    except DomainError as exc:
+        attach_refusal(form, exc, inputs, default)
+        return refused(translate_error(exc))
     flash(str(success), "success")
     return redirect(url_for(endpoint))
 
@@ -61,6 +92,7 @@ def store_info():
         try:
             store.update_store_info(**{k: v for k, v in form.data.items() if k != "csrf_token"})
         except DomainError as exc:
+            attach_refusal(form, exc, STORE_INPUTS, "name")
             error = translate_error(exc)
         else:
             changed = store.get_settings().language != before
@@ -75,16 +107,26 @@ def store_info():
             return reload_page(target) if changed else redirect(target)
     elif form.is_submitted():
         error = first_error(form)
+    return _store_page(form, error=error)
+
+
+def _store_page(form=None, *, logo_form=None, error: str = ""):
+    """The store page; a refused form (store information or logo) comes back as typed,
+    its reason beside the input (422)."""
+    if form is None:
+        form = StoreForm(formdata=None, obj=store.get_settings())
     return render("settings/store.html", block="settings", form=form, error=error,
-                  section="store", logo_form=LogoForm(), remove_form=ToggleForm()), (
-        422 if error else 200)
+                  section="store", logo_form=logo_form or LogoForm(formdata=None),
+                  remove_form=ToggleForm(formdata=None)), (422 if error else 200)
 
 
 @bp.post("/logo")
 def upload_logo():
     """Replace the store logo shown on invoices and the shop."""
-    return _outcome(LogoForm(), lambda f: store.set_store_logo(f.logo.data.stream),
-                    _l("Logo saved."), "settings.store_info")
+    form = LogoForm()
+    return _submit(form, lambda f: store.set_store_logo(f.logo.data.stream), _l("Logo saved."),
+                   "settings.store_info", refused=lambda error: _store_page(
+                       logo_form=form, error=error), inputs={}, default="logo")
 
 
 @bp.post("/logo/delete")
@@ -94,28 +136,101 @@ def delete_logo():
                     "settings.store_info")
 
 
+def _missing_text(method) -> str:
+    """"FPS ID, account name" in the reader's language (Babel joins the list)."""
+    labels = [_(label) for label in payment_details.missing(method)]
+    return format_list(labels, locale=str(get_locale() or "en")) if labels else ""
+
+
+def _payments_page(posted=None, *, notice: str = "", status: int = 200, added=None,
+                   edited=None, error: str = ""):
+    """The payment methods page. A refused form comes back with what was typed and
+    the errors next to the fields: ``posted`` is (method id, form) of a details form
+    (htmx swaps the method list), ``edited`` the same for a custom method's
+    instructions, ``added`` the new-method form."""
+    methods = store.all_payment_methods()
+    details_forms, edit_forms = {}, {}
+    for m in methods:
+        form_class = DETAILS_FORMS.get(m.code) if payment_details.has_typed_details(m) else None
+        if form_class is None:
+            if m.is_manual:
+                edit_forms[m.id] = (edited[1] if edited and edited[0] == m.id else
+                                    PaymentMethodForm(formdata=None, name=m.name,
+                                                      instructions=m.instructions,
+                                                      deadline_days=m.deadline_days or ""))
+            continue
+        if posted and posted[0] == m.id:
+            details_forms[m.id] = posted[1]
+        else:
+            details_forms[m.id] = form_class(formdata=None, obj=m)
+    open_id = posted[0] if posted else (edited[0] if edited else None)
+    swap = posted is not None or (notice and not error)  # the details form's htmx swap
+    return render("settings/payments.html", block=["methods"] if swap else "settings",
+                  methods=methods, form=added or PaymentMethodForm(formdata=None),
+                  toggle_form=ToggleForm(formdata=None), details_forms=details_forms,
+                  edit_forms=edit_forms, missing={m.id: _missing_text(m) for m in methods},
+                  notice=notice, error=error, open_id=open_id, section="payments"), status
+
+
 @bp.get("/payments")
 def payments():
-    """Payment methods: enable or disable, and custom manual methods."""
-    methods = store.all_payment_methods()
-    return render("settings/payments.html", block="settings", methods=methods, form=PaymentMethodForm(),
-                  toggle_form=ToggleForm(), section="payments")
+    """Payment methods: typed details, enable or disable, and custom manual methods."""
+    return _payments_page()
+
+
+@bp.post("/payments/<int:method_id>/details")
+def save_payment_details(method_id: int):
+    """Save a built-in manual method's typed details (FPS ID, bank account, PayMe link)."""
+    method = next((m for m in store.all_payment_methods() if m.id == method_id), None)
+    if method is None or not payment_details.has_typed_details(method):
+        abort(404)
+    form = DETAILS_FORMS[method.code]()
+    if not form.validate_on_submit():
+        if "csrf_token" in form.errors:  # CSRFProtect refuses first; belt and braces
+            abort(400)
+        return _payments_page((method_id, form), status=422)
+    fields = {name: getattr(form, name).data or "" for name, _label in
+              payment_details.fields_of(method)}
+    try:
+        payment_details.save_payment_details(
+            method_id, instructions=form.instructions.data or "",
+            deadline_days=form.deadline_days.data or "", **fields)
+    except payment_details.DetailsRefused as exc:
+        for name, error in exc.errors.items():
+            field = getattr(form, name, None)
+            if field is not None:
+                field.errors = [*field.errors, translate_error(error)]
+        return _payments_page((method_id, form), status=422)
+    except DomainError as exc:
+        flash(translate_error(exc), "error")
+        return redirect(url_for("settings.payments"))
+    done = _("%(method)s details saved.", method=_(method.name))
+    if is_htmx():
+        return _payments_page(notice=done)
+    flash(done, "success")
+    return redirect(url_for("settings.payments"))
 
 
 @bp.post("/payments")
 def add_payment_method():
     """Add a custom manual payment method."""
-    return _outcome(PaymentMethodForm(), lambda f: store.save_custom_payment_method(
+    form = PaymentMethodForm()
+    return _submit(form, lambda f: store.save_custom_payment_method(
         name=f.name.data, instructions=f.instructions.data, deadline_days=f.deadline_days.data),
-        _l("Payment method added."), "settings.payments")
+        _l("Payment method added."), "settings.payments",
+        refused=lambda error: _payments_page(added=form, error=error, status=422),
+        inputs=METHOD_INPUTS, default="name")
 
 
 @bp.post("/payments/<int:method_id>")
 def edit_payment_method(method_id: int):
     """Change a manual method's instructions, name (custom only) or deadline."""
-    return _outcome(PaymentMethodForm(), lambda f: store.save_custom_payment_method(
+    form = PaymentMethodForm()
+    return _submit(form, lambda f: store.save_custom_payment_method(
         name=f.name.data, instructions=f.instructions.data, deadline_days=f.deadline_days.data,
-        method_id=method_id), _l("Payment method saved."), "settings.payments")
+        method_id=method_id), _l("Payment method saved."), "settings.payments",
+        refused=lambda error: _payments_page(edited=(method_id, form), error=error, status=422),
+        inputs=METHOD_INPUTS, default="name")
 
 
 @bp.post("/payments/<int:method_id>/toggle")
@@ -125,57 +240,85 @@ def toggle_payment_method(method_id: int):
         method_id, f.enabled.data), _l("Payment method updated."), "settings.payments")
 
 
+def _shipping_page(*, added=None, edited=None, error: str = ""):
+    """Shipping methods; a refused form (``added``, or ``edited`` = (method id, form))
+    comes back as typed with the reason beside its input (422)."""
+    methods = store.all_shipping_methods()
+    forms = {m.id: (edited[1] if edited and edited[0] == m.id else ShippingMethodForm(
+        formdata=None, prefix=f"m{m.id}", name=m.name, kind=m.kind,
+        fee=cents_to_input(m.fee_cents), enabled=m.enabled)) for m in methods}
+    return render("settings/shipping.html", block="settings", methods=methods, forms=forms,
+                  form=added or ShippingMethodForm(formdata=None), section="shipping",
+                  error=error), (422 if error else 200)
+
+
 @bp.get("/shipping")
 def shipping():
     """Shipping methods: delivery, pickup and logistics automation, with fees."""
-    methods = store.all_shipping_methods()
-    forms = {m.id: ShippingMethodForm(prefix=f"m{m.id}", name=m.name, kind=m.kind,
-                                      fee=cents_to_input(m.fee_cents), enabled=m.enabled)
-             for m in methods}
-    return render("settings/shipping.html", block="settings", methods=methods, forms=forms,
-                  form=ShippingMethodForm(), section="shipping")
+    return _shipping_page()
 
 
 @bp.post("/shipping")
 def add_shipping_method():
     """Add a shipping method."""
-    return _outcome(ShippingMethodForm(), lambda f: store.save_shipping_method(
+    form = ShippingMethodForm()
+    return _submit(form, lambda f: store.save_shipping_method(
         name=f.name.data, kind=f.kind.data, fee=f.fee.data, enabled=f.enabled.data),
-        _l("Shipping method added."), "settings.shipping")
+        _l("Shipping method added."), "settings.shipping",
+        refused=lambda error: _shipping_page(added=form, error=error),
+        inputs=METHOD_INPUTS, default="fee")
 
 
 @bp.post("/shipping/<int:method_id>")
 def edit_shipping_method(method_id: int):
     """Save a shipping method's name, kind, fee and availability."""
-    return _outcome(ShippingMethodForm(prefix=f"m{method_id}"), lambda f: store.save_shipping_method(
+    form = ShippingMethodForm(prefix=f"m{method_id}")
+    return _submit(form, lambda f: store.save_shipping_method(
         name=f.name.data, kind=f.kind.data, fee=f.fee.data, enabled=f.enabled.data,
-        method_id=method_id), _l("Shipping method saved."), "settings.shipping")
+        method_id=method_id), _l("Shipping method saved."), "settings.shipping",
+        refused=lambda error: _shipping_page(edited=(method_id, form), error=error),
+        inputs=METHOD_INPUTS, default="fee")
+
+
+def _staff_page(*, added=None, edited=None, error: str = ""):
+    """Staff accounts; a refused form (``added``, or ``edited`` = (user id, form)) comes
+    back as typed, the reason beside its input (422). Passwords are never sent back."""
+    users = accounts.list_users()
+    forms = {u.id: (edited[1] if edited and edited[0] == u.id else StaffUpdateForm(
+        formdata=None, prefix=f"u{u.id}", role=u.role, active=u.active)) for u in users}
+    return render("settings/staff.html", block="settings", users=users, forms=forms,
+                  form=added or StaffForm(formdata=None), section="staff", error=error,
+                  session_counts=sessions.live_session_counts(),
+                  signout_form=CsrfOnlyForm(formdata=None)), (422 if error else 200)
 
 
 @bp.get("/staff")
 def staff():
     """Staff accounts and their roles."""
-    users = accounts.list_users()
-    forms = {u.id: StaffUpdateForm(prefix=f"u{u.id}", role=u.role, active=u.active)
-             for u in users}
-    return render("settings/staff.html", block="settings", users=users, forms=forms, form=StaffForm(),
-                  section="staff", session_counts=sessions.live_session_counts(),
-                  signout_form=CsrfOnlyForm())
+    return _staff_page()
 
 
 @bp.post("/staff")
 def add_staff():
     """Create a staff or owner account."""
-    return _outcome(StaffForm(), lambda f: accounts.create_user(
+    form = StaffForm()
+    return _submit(form, lambda f: accounts.create_user(
         email=f.email.data, password=f.password.data, role=f.role.data, name=f.name.data),
-        _l("Account created."), "settings.staff")
+        _l("Account created."), "settings.staff",
+        refused=lambda error: _staff_page(added=form, error=error),
+        inputs=STAFF_INPUTS, default="email")
 
 
 @bp.post("/staff/<int:user_id>")
 def update_staff(user_id: int):
     """Change a member's role or whether they can sign in."""
-    return _outcome(StaffUpdateForm(prefix=f"u{user_id}"), lambda f: accounts.update_user(
-        user_id, role=f.role.data, active=f.active.data), _l("Account updated."), "settings.staff")
+    if accounts.get_user(user_id) is None:
+        abort(404)
+    form = StaffUpdateForm(prefix=f"u{user_id}")
+    return _submit(form, lambda f: accounts.update_user(
+        user_id, role=f.role.data, active=f.active.data), _l("Account updated."),
+        "settings.staff", refused=lambda error: _staff_page(edited=(user_id, form), error=error),
+        inputs=STAFF_INPUTS, default="role")
 
 
 @bp.post("/staff/<int:user_id>/sign-out")

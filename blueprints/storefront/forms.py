@@ -45,6 +45,12 @@ class CheckoutForm(PaymentChoiceForm):
                             validators=[Optional(), Length(max=500, message=TOO_LONG)])
     shipping_method = RadioField(_l("Shipping"), coerce=int,
                                  validators=[InputRequired(_l("Choose a shipping method."))])
+    note = TextAreaField(_l("Note for the shop"),
+                         validators=[Optional(), Length(max=500, message=TOO_LONG)])
+
+
+class EmailLinkForm(FlaskForm):
+    """CSRF only: "Email me this link" on the order page."""
 
 
 class ProofForm(FlaskForm):

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote as url_quote
+
 from flask import Blueprint, abort, current_app, flash, redirect, request, session, url_for
+from flask_babel import force_locale, format_timedelta, ngettext
 from flask_babel import gettext as _
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from blueprints.i18n import current_locale, translate_error, use_order_locale
+from blueprints.i18n import current_locale, order_locale, translate_error, use_order_locale
 from blueprints.rendering import render
 from blueprints.storefront.forms import (
     AddToCartForm,
     CheckoutForm,
+    EmailLinkForm,
     PaymentChoiceForm,
     ProofForm,
     SetQuantityForm,
@@ -20,12 +24,22 @@ from blueprints.storefront.proof_files import proof_response
 from domain import drafts as draft_actions
 from domain import payments, proofs
 from domain.actors import Actor
-from domain.errors import DomainError
-from domain.orders import Checkout, CustomerDetails, get_order, get_order_by_token
+from domain.db import db
+from domain.errors import DomainError, ResendLimit
+from domain.models import PaymentMethod, utcnow
+from domain.notify import resend
+from domain.notify.email import public_url
+from domain.orders import (
+    Checkout,
+    CustomerDetails,
+    get_order,
+    get_order_by_token,
+    payment_deadline,
+)
 from domain.payments import sellable_catalog
 from domain.proofs import customer_messages
 from domain.status import can_upload_proof
-from domain.store import enabled_payment_methods, enabled_shipping_methods
+from domain.store import enabled_payment_methods, enabled_shipping_methods, get_settings
 from jobs.deadlines import schedule_deadline_jobs
 
 bp = Blueprint("storefront", __name__, url_prefix="/shop")
@@ -129,15 +143,70 @@ def set_quantity():
     return redirect(url_for("storefront.cart"))
 
 
-def _cart_page(form: CheckoutForm, *, error: str = "", status: int = 200):
+def _pay_context(method: PaymentMethod | None) -> dict:
+    """What the checkout says about paying with ``method`` before the order exists.
+    The deadline is the domain's own rule (orders.payment_deadline) as of now: the
+    order placed this minute gets the same one."""
+    deadline_at = within = None
+    if method is not None and method.is_manual:
+        now = utcnow()
+        deadline_at, _reminder = payment_deadline(method, now)
+        if deadline_at is not None:
+            within = format_timedelta(deadline_at - now, threshold=0.9)
+    return {"chosen_payment": method, "deadline_at": deadline_at, "deadline_within": within}
+
+
+def _cart_page(form: CheckoutForm, *, error: str = "", status: int = 200,
+               block: str = "content", live_error: str = ""):
     payment, shipping = _methods(form, with_shipping=True)
     if form.shipping_method.data is None and shipping:
         form.shipping_method.data = shipping[0].id
+    # No payment method is chosen for the customer: the panel says where its details appear.
+    chosen = next((m for m in payment if m.id == form.payment_method.data), None)
     quote = payments.quote_items(_cart(), form.shipping_method.data)
-    html = render("storefront/cart.html", form=form, quote=quote, payment_methods=payment,
+    html = render("storefront/cart.html", block, form=form, quote=quote, payment_methods=payment,
                   shipping_methods=shipping, set_form=SetQuantityForm(), error=error,
-                  gateway=payments.get_gateway(), cart_count=sum(_cart().values()))
+                  live_error=live_error, gateway=payments.get_gateway(),
+                  currency=get_settings().currency, cart_count=sum(_cart().values()),
+                  **_pay_context(chosen))
     return html, status
+
+
+class _BadChoice(Exception):
+    def __init__(self, message: str, status: int):
+        super().__init__(message)
+        self.message, self.status = message, status
+
+
+def _pick(raw: str | None, methods: list, unavailable: str) -> int | None:
+    """A method id from the query string: absent -> None (the default), not a number
+    -> 400, not one of the enabled methods of that kind -> 404."""
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit() or len(raw) > 9:
+        raise _BadChoice(_("That choice is not valid."), 400)
+    value = int(raw)
+    if value not in {m.id for m in methods}:
+        raise _BadChoice(unavailable, 404)
+    return value
+
+
+@bp.get("/cart/panel")
+def checkout_panel():
+    """The checkout's live part for the chosen methods: how to pay, the deadline, the
+    card field for online methods, and the totals from the domain's quote. htmx
+    swaps it in when a radio changes; without htmx it is the whole cart page."""
+    form = CheckoutForm()
+    payment, shipping = _methods(form, with_shipping=True)
+    try:
+        form.payment_method.data = _pick(request.args.get("payment_method"), payment,
+                                         _("That payment method is not available."))
+        form.shipping_method.data = _pick(request.args.get("shipping_method"), shipping,
+                                          _("That shipping method is not available."))
+    except _BadChoice as exc:
+        form.payment_method.data = form.shipping_method.data = None
+        return _cart_page(form, block="live", live_error=exc.message, status=exc.status)
+    return _cart_page(form, block="live")
 
 
 @bp.get("/cart")
@@ -150,8 +219,12 @@ def cart():
 def checkout():
     """Place the order: stock is held; manual methods wait for proof, online ones are charged."""
     form = CheckoutForm()
-    _methods(form, with_shipping=True)
+    # Kept referenced for the request: the session's identity map holds rows only while
+    # something does, and placing the order reads these same two methods again.
+    methods = _methods(form, with_shipping=True)  # noqa: F841
     items = _cart()
+    if request.form.get("update"):  # no-JS: show the totals and how to pay for the choices
+        return _cart_page(form)
     if not items:
         return _cart_page(form, error=_("Your cart is empty."), status=422)
     if not form.validate_on_submit():
@@ -161,7 +234,8 @@ def checkout():
             customer=CustomerDetails(name=form.name.data, phone=form.phone.data or "",
                                      email=form.email.data or "", address=form.address.data or ""),
             items=list(items.items()), payment_method_id=form.payment_method.data,
-            shipping_method_id=form.shipping_method.data, locale=current_locale()),
+            shipping_method_id=form.shipping_method.data, locale=current_locale(),
+            note=form.note.data or ""),
             card_number=form.card_number.data or "")
     except DomainError as exc:  # the cart is kept: nothing was placed
         return _cart_page(form, error=translate_error(exc), status=422)
@@ -189,11 +263,33 @@ def _by_token(token: str, *, kind: str):
     return order
 
 
+def _manual_method(order) -> PaymentMethod | None:
+    method = db.session.get(PaymentMethod, order.payment_method_id) \
+        if order.payment_method_id else None
+    return method if method is not None and method.is_manual else None
+
+
+def whatsapp_url(order) -> str:
+    """A wa.me share of the order's secret link, worded in the order's language."""
+    link = public_url("storefront.order", token=order.public_token)
+    with force_locale(order_locale(order)):
+        text = _("%(store)s: my order %(number)s. Its page (to check it and pay): %(link)s",
+                 store=get_settings().name, number=order.number, link=link)
+    return "https://wa.me/?text=" + url_quote(text, safe="")
+
+
 def _order_page(order, *, form=None, error: str = "", status: int = 200):
     use_order_locale(order)  # also for the 413 handler, which skips _by_token
+    # Loaded first and kept: payment_instructions then finds the same row in the
+    # session instead of loading it again.
+    pay_method = _manual_method(order)
     html = render("storefront/order.html", order=order, form=form or ProofForm(), error=error,
                   can_upload=can_upload_proof(order), messages=customer_messages(order),
-                  instructions=payments.payment_instructions(order))
+                  instructions=payments.payment_instructions(order),
+                  pay_method=pay_method, currency=get_settings().currency,
+                  email_form=EmailLinkForm(formdata=None), resends_left=resend.resends_left(order),
+                  max_resends=resend.MAX_RESENDS,
+                  whatsapp_url=whatsapp_url(order))
     return html, status
 
 
@@ -220,6 +316,30 @@ def upload_proof(token: str):
     return redirect(url_for("storefront.order", token=token))
 
 
+@bp.post("/o/<token>/email-link")
+def email_link(token: str):
+    """Email me this link: the order's current email again, through the outbox, at most
+    resend.MAX_RESENDS times per order (the same count as the desk's resend)."""
+    found = _by_token(token, kind="placed")
+    if not EmailLinkForm().validate_on_submit():
+        return _order_page(found, error=_("The form expired; please try again."), status=400)
+    try:
+        sent = resend.resend_email(found.id, actor=Actor.customer(found.customer_name))
+    except ResendLimit:
+        return _order_page(get_order(found.id), status=429, error=_(
+            "This link has already been emailed %(max)s times, the most we send for one order. "
+            "Keep this page's address, or add it to WhatsApp.", max=resend.MAX_RESENDS))
+    except DomainError as exc:
+        return _order_page(get_order(found.id), error=translate_error(exc), status=422)
+    left = resend.resends_left(sent)
+    flash(ngettext("We emailed this page's link to %(email)s. You can ask %(num)d more time.",
+                   "We emailed this page's link to %(email)s. You can ask %(num)d more times.",
+                   left, email=sent.customer_email) if left else
+          _("We emailed this page's link to %(email)s. That was the last time we can send it.",
+            email=sent.customer_email), "success")
+    return redirect(url_for("storefront.order", token=token))
+
+
 @bp.errorhandler(RequestEntityTooLarge)
 def upload_too_large(exc: RequestEntityTooLarge):
     """A proof upload past the request limit (MAX_CONTENT_LENGTH) gets its order page
@@ -230,7 +350,8 @@ def upload_too_large(exc: RequestEntityTooLarge):
     CSRF check before any view runs; so the page is built without touching the
     request body again (``formdata=None``): nothing of it is read or stored."""
     token = (request.view_args or {}).get("token", "")
-    order = get_order_by_token(token) if request.endpoint == "storefront.upload_proof" else None
+    order = get_order_by_token(token) if request.endpoint in (
+        "storefront.upload_proof", "storefront.upload_balance_proof") else None
     if order is None or order.kind != "placed":
         handler = current_app.error_handler_spec.get(None, {}).get(413, {}).get(
             RequestEntityTooLarge)
@@ -282,3 +403,7 @@ def checkout_draft(token: str):
     use_order_locale(order)
     flash(_("Thank you! Your order is placed."), "success")
     return redirect(url_for("storefront.order", token=order.public_token))
+
+
+# The balance due after a modification: its proof upload (blueprints/storefront/balance.py).
+from blueprints.storefront import balance  # noqa: E402,F401

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
 
+from domain import order_counts
 from domain.db import db, insert_ignoring_duplicates, write_transaction
 from domain.i18n import N_
 from domain.models import DeskNotification, Order, User, utcnow
@@ -38,7 +39,10 @@ EVENT_LABELS = {
     "order_rejected": N_("Order rejected"),
     "order_expired": N_("Order expired"),
     "payment_reminder_due": N_("Payment reminder due"),
+    "balance_proof_uploaded": N_("Balance proof uploaded"),
+    "whatsapp_cap_reached": N_("WhatsApp monthly cap reached: messages are not being sent"),
 }
+CAP_ALERT = "whatsapp_cap_reached"
 
 
 def write_for_events(events, now: datetime) -> int:
@@ -56,6 +60,25 @@ def write_for_events(events, now: datetime) -> int:
                            rows)
         db.session.info[PUBLISH_KEY] = True
     return len(rows)
+
+
+def write_cap_alert(order_id: int, event_id: int, now: datetime, month_start: datetime) -> int:
+    """Tell the owners, in the bell, that the WhatsApp monthly cap stopped a message:
+    once a month (none since ``month_start``, UTC), attached to the order event
+    that says which message was not sent. Inside the caller's transaction."""
+    if db.session.scalar(select(DeskNotification.id)
+                         .where(DeskNotification.kind == CAP_ALERT,
+                                DeskNotification.created_at >= month_start).limit(1)) is not None:
+        return 0
+    owners = list(db.session.scalars(select(User.id).where(User.active.is_(True),
+                                                           User.role == "owner")))
+    if not owners:
+        return 0
+    db.session.execute(insert_ignoring_duplicates(DeskNotification, "user_id", "event_id"),
+                       [{"user_id": user_id, "order_id": order_id, "event_id": event_id,
+                         "kind": CAP_ALERT, "created_at": now} for user_id in owners])
+    db.session.info[PUBLISH_KEY] = True
+    return len(owners)
 
 
 def take_publish_flag(session) -> bool:
@@ -154,11 +177,12 @@ class DeskCounts:
     new_orders: int  # unread "new order" entries: orders this person has not opened yet
     to_confirm: int  # orders waiting for their payment proof to be confirmed (everyone's)
     unread: int  # unread bell entries of any kind
+    todo: int = 0  # the To do view: proofs to confirm and paid orders not yet shipped
 
     @property
     def signature(self) -> str:
         """A short token a page sends back, so an unchanged desk gets no update."""
-        return f"{self.new_orders}.{self.to_confirm}.{self.unread}"
+        return f"{self.new_orders}.{self.to_confirm}.{self.unread}.{self.todo}"
 
 
 def unread_new_orders(user_id: int) -> int:
@@ -169,15 +193,17 @@ def unread_new_orders(user_id: int) -> int:
 
 
 def payments_to_confirm() -> int:
-    """Orders in pending_confirmation: the review queue's own count, one definition."""
-    from domain.proofs import review_queue_count  # domain.proofs imports orders -> outbox -> here
-
-    return review_queue_count()
+    """Orders in pending_confirmation: the review queue's, from the kept counts."""
+    return order_counts.to_confirm_count()
 
 
 def counts(user_id: int) -> DeskCounts:
-    return DeskCounts(new_orders=unread_new_orders(user_id), to_confirm=payments_to_confirm(),
-                      unread=unread_count(user_id))
+    # The To do and to-confirm numbers are the status tabs' own (domain.order_counts).
+    kept = order_counts.all_counts()
+    todo = sum(kept.get(("placed", s), 0) for s in order_counts.TODO_STATUSES)
+    to_confirm = kept.get(("placed", "pending_confirmation"), 0)
+    return DeskCounts(new_orders=unread_new_orders(user_id), to_confirm=to_confirm,
+                      unread=unread_count(user_id), todo=todo)
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from email.message import EmailMessage
+from email.message import Message
 from pathlib import Path
 
 from sqlalchemy import case, select, update
@@ -77,7 +77,7 @@ OUTCOMES = ("sent", "failed", "dead", "unknown", "skipped")
 class _Rendered:
     message_id: int
     subject: str
-    mime: EmailMessage
+    mime: Message
     copy: Path
 
 

@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache, partial
@@ -37,12 +39,13 @@ from urllib.parse import urlsplit
 
 from babel.numbers import format_currency
 from flask import current_app, render_template
-from flask_babel import force_locale, get_locale, gettext
+from flask_babel import force_locale, get_locale, get_translations
 from sqlalchemy import select
 
 from domain.db import db
-from domain.i18n import DEFAULT_LOCALE, N_, clean_locale
+from domain.i18n import DEFAULT_LOCALE, N_, bind_translations, bound_translations, clean_locale
 from domain.models import Order, OrderEvent, OutboxMessage, PaymentMethod, User
+from domain.notify import email_modify
 from domain.notify.kinds import CUSTOMER, MERCHANT, STAFF, status_email_kind
 from domain.notify.transport import MailSettings, RenderedEmail
 from domain.status import DeliveryStatus, OrderStatus
@@ -110,8 +113,13 @@ INTROS = {
 }
 EXPIRED_SENTENCE = N_("The payment deadline passed before the shop received your payment.")
 
-CUSTOMER_KINDS = frozenset(k for k in SUBJECTS if k not in ("new_order", "proof_uploaded"))
-MERCHANT_KINDS = frozenset({"new_order", "proof_uploaded"})
+# A modified order and its balance (issue 12): their words live beside their facts.
+SUBJECTS.update(email_modify.SUBJECTS)
+HEADINGS.update(email_modify.HEADINGS)
+INTROS.update(email_modify.INTROS)
+
+MERCHANT_KINDS = frozenset({"new_order", "proof_uploaded"}) | email_modify.MERCHANT_KINDS
+CUSTOMER_KINDS = frozenset(k for k in SUBJECTS if k not in MERCHANT_KINDS)
 
 
 def _still_due(order: Order) -> bool:
@@ -137,6 +145,23 @@ def customer_kind(kind: str, order: Order) -> str:
     if holds is not None and not holds(order):
         return status_email_kind(order)
     return kind
+
+
+# ------------------------------------------------------------------ the language
+
+
+@contextmanager
+def in_language(locale: str) -> Iterator[None]:
+    """Render in ``locale``, its translations looked up once (not per word)."""
+    with force_locale(locale), bind_translations(get_translations()):
+        yield
+
+
+def gettext(msgid: str, **variables) -> str:
+    """Flask-Babel's gettext, reading the translations ``in_language`` bound."""
+    translations = bound_translations() or get_translations()
+    text = translations.ugettext(msgid)
+    return text % variables if variables else text
 
 
 # ------------------------------------------------------------------ who, where
@@ -355,7 +380,7 @@ def _one_line(text: str) -> str:
 
 def render_pair(name: str, **context) -> tuple[str, str]:
     """(text, html) of templates/emails/<name>.txt and .html, in the current locale
-    (call it inside ``force_locale``). Fills in what the layouts read when the caller
+    (call it inside ``in_language``). Fills in what the layouts read when the caller
     did not: the store, its logo, the language tag and the plain-text helpers."""
     context.setdefault("store", get_settings())
     context.setdefault("logo", logo_image())
@@ -385,7 +410,7 @@ def render_email(message: OutboxMessage) -> RenderedEmail:
         raise LookupError(f"No email for message kind {message.kind!r}.")
     store = get_settings()
     logo = logo_image()
-    with force_locale(message_locale(message, order)):
+    with in_language(message_locale(message, order)):
         context = _context(message, order, kind, store, logo)
         subject = _one_line(gettext(SUBJECTS[kind], number=order.number, store=store.name,
                                     customer=order.customer_name,
@@ -396,7 +421,7 @@ def render_email(message: OutboxMessage) -> RenderedEmail:
 
 
 # Kinds whose email reads its order event (a decline's reason, a replaced proof).
-_EVENT_KINDS = ("proof_declined", "proof_uploaded")
+_EVENT_KINDS = ("proof_declined", "proof_uploaded", *email_modify.EVENT_KINDS)
 
 
 def prefetch(messages: list[OutboxMessage]) -> list:
@@ -447,11 +472,14 @@ def _context(message: OutboxMessage, order: Order, kind: str, store, logo) -> di
     delivery = DeliveryStatus(order.delivery_status) if order.delivery_status else None
     total_text = money_text(order.total_cents, store.currency)
     method = gettext(order.payment_method_name) if order.payment_method_name else ""
+    modified = email_modify.context(order, kind, details,
+                                    partial(money_text, currency=store.currency))
     return dict(
         kind=kind, audience=message.audience, order=order, store=store, logo=logo,
         heading=HEADINGS[kind], intro=INTROS[kind],
         words=dict(number=order.number, name=order.customer_name, store=store.name,
-                   total=total_text, method=method),
+                   total=total_text, method=method, amount=modified["amount_text"]),
+        **modified,
         total_text=total_text,
         order_url=public_url("storefront.order", token=order.public_token),
         desk_url=public_url("orders.detail", number=order.number),
@@ -461,6 +489,8 @@ def _context(message: OutboxMessage, order: Order, kind: str, store, logo) -> di
         else "",
         awaiting=awaiting,
         instructions=payments.payment_instructions(order) if awaiting else "",
+        # The typed details (FPS ID, bank account, PayMe link) and the reference to write.
+        payment=payments.payment_info(order) if awaiting else None,
         deadline_at=order.payment_deadline_at if awaiting else None,
         declined_reason=declined_reason,
         canceled=canceled, expired=expired, expired_sentence=EXPIRED_SENTENCE,

@@ -23,12 +23,27 @@ EVENT_MESSAGES: dict[str, tuple[tuple[str, str], ...]] = {
     "order_rejected": ((CUSTOMER, "order_rejected"),),
     "order_expired": ((CUSTOMER, "order_expired"),),
     "payment_reminder_due": ((CUSTOMER, "payment_reminder"),),
+    # Modify order and the money after it (domain/modify.py, domain/balance.py).
+    "order_modified": ((CUSTOMER, "order_updated"),),
+    "balance_proof_uploaded": ((MERCHANT, "balance_proof_uploaded"),),
+    "balance_payment_confirmed": ((CUSTOMER, "balance_confirmed"),),
+    "balance_received": ((CUSTOMER, "balance_confirmed"),),
+    "balance_proof_declined": ((CUSTOMER, "balance_declined"),),
 }
 
-# Order events that reach the desk's bell: the lifecycle, not notes or edits.
-DESK_EVENTS = frozenset(EVENT_MESSAGES)
+# The order event written instead of a WhatsApp message (details: type, the WhatsApp
+# type code; reason: "no_mobile" when the customer has no valid mobile number, else a
+# stored message id such as "monthly cap reached", read translated). It causes no
+# message of its own.
+WHATSAPP_NOT_SENT = "whatsapp_not_sent"
+NO_MOBILE = "no_mobile"
+
+# Order events that reach the desk's bell: the lifecycle, not notes or edits (a
+# modification is staff's own edit; a balance proof is new work for them).
+DESK_EVENTS = frozenset(EVENT_MESSAGES) - {"order_modified", "balance_payment_confirmed",
+                                           "balance_received", "balance_proof_declined"}
 # Of those, the ones that pop up as a live toast (new work for the merchant).
-TOAST_EVENTS = frozenset({"order_placed", "proof_uploaded"})
+TOAST_EVENTS = frozenset({"order_placed", "proof_uploaded", "balance_proof_uploaded"})
 
 # Message kinds as staff read them in the timeline and on the Mail page.
 KIND_LABELS = {
@@ -47,6 +62,18 @@ KIND_LABELS = {
     "proof_received": N_("Payment proof received"),
     "order_processing": N_("Order being prepared"),
     "export_ready": N_("Excel export"),
+    "order_updated": N_("Order updated"),
+    "balance_proof_uploaded": N_("Balance proof uploaded (to the store)"),
+    "balance_confirmed": N_("Balance payment received"),
+    "balance_declined": N_("Balance proof declined"),
+    # WhatsApp (channel "whatsapp": the kind is the type code of domain.notify.whatsapp;
+    # "pickup_completed" and "payment_reminder" read as above)
+    "order_confirmation": N_("Order confirmation"),
+    "shipping_status": N_("Shipping status"),
+    "pickup_notification": N_("Pickup notification"),
+    "order_cancellation": N_("Order cancellation"),
+    "payment_received": N_("Payment received"),
+    "expired_order": N_("Expired order"),
 }
 
 # Message statuses as staff read them.
@@ -57,6 +84,22 @@ STATUS_LABELS = {
     "failed": N_("failed, will retry"),
     "dead": N_("failed for good"),
     "unknown": N_("outcome unknown"),
+    "skipped": N_("skipped"),  # WhatsApp: not sent on purpose, the reason in last_error
+}
+
+# What the WhatsApp Cloud API's webhooks said of a message the API accepted
+# (OutboxMessage.delivery_status; "" while nothing was reported).
+DELIVERY_STATUS_LABELS = {
+    "sent": N_("sent to WhatsApp"),
+    "delivered": N_("delivered"),
+    "read": N_("read"),
+    "failed": N_("not delivered"),
+}
+
+# Channels as staff read them.
+CHANNEL_LABELS = {
+    "email": N_("Email"),
+    "whatsapp": N_("WhatsApp"),
 }
 
 

@@ -33,12 +33,21 @@ from domain.actors import Actor
 from domain.db import db, insert_ignoring_duplicates, write_transaction
 from domain.errors import InvalidTransition, NotFound
 from domain.i18n import N_, Label
-from domain.models import Order, OutboxMessage, utcnow
+from domain.models import Order, OrderEvent, OutboxMessage, utcnow
 from domain.notify import alerts
-from domain.notify.kinds import CUSTOMER, EVENT_MESSAGES, STATUS_LABELS
+from domain.notify.kinds import (
+    CUSTOMER,
+    EVENT_MESSAGES,
+    NO_MOBILE,
+    STATUS_LABELS,
+    WHATSAPP_NOT_SENT,
+)
 from domain.store import get_settings
 
 EMAIL = "email"
+WHATSAPP = "whatsapp"
+CHANNELS = (EMAIL, WHATSAPP)
+MAX_RETRY_AFTER_SECONDS = 3600  # a server's Retry-After is honoured up to an hour
 MAX_ATTEMPTS = 6  # the first try and 5 retries: 30 s, 1, 2, 4, 8 min apart
 RETRY_BASE_SECONDS = 30
 # A row "sending" with no sign of life for this long belonged to a worker that died.
@@ -48,7 +57,9 @@ RETRYABLE = ("pending", "failed")
 # Stored as the row's error (data); a message id, so it reads translated where shown.
 STUCK_ERROR = N_("The worker stopped while sending this message, so Shopdesk cannot tell "
                  "whether it left. It was not sent again.")
-RETRIABLE_BY_HAND = ("failed", "dead", "unknown")
+# "skipped": a WhatsApp message not sent (the channel or its type switched off, the
+# monthly cap reached) can be sent by hand once that changed.
+RETRIABLE_BY_HAND = ("failed", "dead", "unknown", "skipped")
 NEW_IDS_KEY = "outbox_new_ids"
 
 
@@ -121,9 +132,66 @@ def write_for_events(events: list[WrittenEvent], now: datetime) -> list[int]:
                 rows.append(message_row(event_key=event_key(e.event_id, audience),
                                         recipient=recipient, audience=audience, kind=kind,
                                         now=now, order_id=e.order_id, event_id=e.event_id))
+    rows += _whatsapp_rows(events, now)
     ids = _insert_ignoring_duplicates(rows)
     alerts.write_for_events(events, now)
     return ids
+
+
+def _whatsapp_rows(events: list[WrittenEvent], now: datetime) -> list[dict[str, Any]]:
+    """The customer's WhatsApp message per event of whatsapp.EVENT_TYPES, while the
+    channel is active and the type switched on (the config read once per call).
+
+    Same event key as the customer's email, another channel: a second write of
+    the event is a no-op. No valid mobile number: no row, and an order event
+    "whatsapp_not_sent" says so (it has no messages of its own, so writing it
+    through orders._event comes back here and stops at the first line).
+    """
+    from domain.notify import whatsapp, whatsapp_config  # W1's modules import the models
+
+    events = [e for e in events if e.type in whatsapp.EVENT_TYPES]
+    if not events or not whatsapp_config.is_active():
+        return []
+    disabled = set(whatsapp_config.get_config().disabled_types or ())
+    events = [e for e in events if whatsapp.EVENT_TYPES[e.type] not in disabled]
+    if not events:
+        return []
+    # populate_existing: the action may have changed its orders with plain UPDATEs.
+    orders = {o.id: o for o in db.session.scalars(
+        select(Order).where(Order.id.in_({e.order_id for e in events}))
+        .execution_options(populate_existing=True))}
+    rows, unreachable = [], []
+    for e in events:
+        type_code = whatsapp.EVENT_TYPES[e.type]
+        order = orders.get(e.order_id)
+        recipient = whatsapp.recipient_for(order) if order is not None else None
+        if not recipient:
+            unreachable.append((e, type_code))
+            continue
+        rows.append(message_row(event_key=event_key(e.event_id), recipient=recipient,
+                                audience=CUSTOMER, kind=type_code, now=now, channel=WHATSAPP,
+                                order_id=e.order_id, event_id=e.event_id))
+    if unreachable:
+        _write_not_sent(unreachable, now)
+    return rows
+
+
+def _write_not_sent(unreachable: list[tuple[WrittenEvent, str]], now: datetime) -> None:
+    """One "whatsapp_not_sent" event per event whose customer has no mobile number,
+    unless the same event was written before (a replay writes nothing twice)."""
+    from domain.actors import SYSTEM
+    from domain.orders import _event  # orders sits above the outbox
+
+    seen = {(order_id, (details or {}).get("event_id")) for order_id, details in
+            db.session.execute(
+                select(OrderEvent.order_id, OrderEvent.details)
+                .where(OrderEvent.order_id.in_({e.order_id for e, _t in unreachable}),
+                       OrderEvent.type == WHATSAPP_NOT_SENT)).all()}
+    for e, type_code in unreachable:
+        if (e.order_id, e.event_id) in seen:
+            continue
+        _event(e.order_id, WHATSAPP_NOT_SENT, SYSTEM,
+               {"reason": NO_MOBILE, "type": type_code, "event_id": e.event_id}, now)
 
 
 def take_new_ids(session) -> list[int]:
@@ -198,14 +266,24 @@ def retry_delay(attempts: int) -> timedelta:
     return timedelta(seconds=RETRY_BASE_SECONDS * 2 ** max(0, attempts - 1))
 
 
+def record_skipped(message_id: int, token: str, *, reason: str,
+                   now: datetime | None = None) -> bool:
+    """A message deliberately not sent (WhatsApp: switched off, or the monthly cap):
+    status "skipped" with the reason (a message id, translated where shown); never
+    sent on its own. False when the row is no longer this worker's."""
+    return _guarded(message_id, token, status="skipped", last_error=reason[:2000])
+
+
 def record_failure(message_id: int, token: str, *, error: str, outcome: str,
-                   now: datetime | None = None) -> str:
+                   now: datetime | None = None, retry_after: float | None = None) -> str:
     """Record a failed try; returns the row's new status ("skipped" when the row
     is no longer this worker's, so nothing was recorded).
 
     ``outcome``: "retry" (nothing was delivered: try again later, until the
     last attempt), "permanent" (the server refused for good: dead), or
     "unknown" (the message may have been delivered: never resent on its own).
+    ``retry_after``: the server said when to come back (seconds; a 429's
+    Retry-After), used instead of the back-off.
     """
     now = now or utcnow()
     with write_transaction():
@@ -221,7 +299,11 @@ def record_failure(message_id: int, token: str, *, error: str, outcome: str,
         elif outcome == "permanent" or attempts >= MAX_ATTEMPTS:
             status, values = "dead", {}
         else:
-            status, values = "failed", {"next_attempt_at": now + retry_delay(attempts)}
+            delay = retry_delay(attempts)
+            if retry_after is not None:
+                delay = timedelta(seconds=min(max(float(retry_after), 1.0),
+                                              MAX_RETRY_AFTER_SECONDS))
+            status, values = "failed", {"next_attempt_at": now + delay}
         _guarded(message_id, token, status=status, last_error=error[:2000], **values)
     return status
 

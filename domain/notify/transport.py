@@ -27,7 +27,13 @@ import ssl
 from dataclasses import dataclass, field
 from datetime import UTC
 from email import policy
-from email.message import EmailMessage
+from email.encoders import encode_base64
+from email.header import Header
+from email.message import EmailMessage, Message
+from email.mime.base import MIMEBase
+from email.mime.image import MIMEImage
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
 from email.utils import format_datetime, formataddr, make_msgid, parseaddr
 from pathlib import Path
 
@@ -89,22 +95,76 @@ class MailSettings:
 
 
 def build_mime(message: OutboxMessage, rendered: RenderedEmail, *, sender: str,
-               sender_name: str = "", reply_to: str = "") -> EmailMessage:
+               sender_name: str = "", reply_to: str = "") -> Message:
     """The MIME message: text and HTML alternatives, inline images, attachments.
 
     The Message-ID is fixed per outbox row, so a receiving server or client
     that sees a hand-retried copy can tell it is the same message.
+
+    Built with the classic email.mime classes: the same structure and bytes a
+    mail client reads as the modern EmailMessage API would give, at less than
+    half the cost (that API parses every header it sets through its header
+    registry, a large share of a message's time in a 10,000-email batch).
+    Addresses that are not ASCII need SMTPUTF8, which only the modern API
+    sends, so those messages are built with it.
     """
+    if not (message.recipient.isascii() and sender.isascii()):
+        return _build_modern(message, rendered, sender=sender, sender_name=sender_name,
+                             reply_to=reply_to)
+    html_part: Message = MIMEText(rendered.html, "html", "utf-8")
+    if rendered.inline_images:
+        related = MIMEMultipart("related")
+        related.attach(html_part)
+        for cid, data, subtype in rendered.inline_images:
+            image = MIMEImage(data, _subtype=subtype)
+            image["Content-ID"] = f"<{cid}>"
+            image["Content-Disposition"] = "inline"
+            related.attach(image)
+        html_part = related
+    mime: Message = MIMEMultipart("alternative")
+    mime.attach(MIMEText(rendered.text, "plain", "utf-8"))
+    mime.attach(html_part)
+    if rendered.attachments:
+        mixed = MIMEMultipart("mixed")
+        mixed.attach(mime)
+        for filename, data, maintype, subtype in rendered.attachments:
+            attachment = MIMEBase(maintype, subtype)
+            attachment.set_payload(data)
+            encode_base64(attachment)
+            # RFC 2231 for a name such as "訂單 2024.xlsx".
+            name = filename if filename.isascii() else ("utf-8", "", filename)
+            attachment.add_header("Content-Disposition", "attachment", filename=name)
+            mixed.attach(attachment)
+        mime = mixed
+    mime["Subject"] = _header(rendered.subject)
+    mime["From"] = formataddr((sender_name, sender), charset="utf-8") if sender_name else sender
+    mime["To"] = message.recipient
+    if reply_to:
+        mime["Reply-To"] = reply_to
+    _identify(mime, message, sender)
+    return mime
+
+
+def _header(text: str) -> str | Header:
+    return text if text.isascii() else Header(text, "utf-8")
+
+
+def _identify(mime: Message, message: OutboxMessage, sender: str) -> None:
+    domain = sender.rpartition("@")[2] or "shopdesk.local"
+    mime["Message-ID"] = f"<outbox-{message.id}.{message.event_key.replace(':', '-')}@{domain}>"
+    mime["Date"] = format_datetime(message.created_at.replace(tzinfo=UTC))
+    mime["Auto-Submitted"] = "auto-generated"
+
+
+def _build_modern(message: OutboxMessage, rendered: RenderedEmail, *, sender: str,
+                  sender_name: str, reply_to: str) -> EmailMessage:
     mime = EmailMessage(policy=MIME_POLICY)
     mime["Subject"] = rendered.subject
     mime["From"] = formataddr((sender_name, sender)) if sender_name else sender
     mime["To"] = message.recipient
     if reply_to:
         mime["Reply-To"] = reply_to
-    domain = sender.rpartition("@")[2] or "shopdesk.local"
-    mime["Message-ID"] = f"<outbox-{message.id}.{message.event_key.replace(':', '-')}@{domain}>"
-    mime["Date"] = format_datetime(message.created_at.replace(tzinfo=UTC))
-    mime["Auto-Submitted"] = "auto-generated"
+    _identify(mime, message, sender)
     mime.set_content(rendered.text)
     mime.add_alternative(rendered.html, subtype="html")
     if rendered.inline_images:
@@ -121,7 +181,7 @@ def new_content_id() -> str:
     return make_msgid(domain="shopdesk.local")[1:-1]
 
 
-def store_copy(folder: Path, message: OutboxMessage, mime: EmailMessage) -> Path:
+def store_copy(folder: Path, message: OutboxMessage, mime: Message) -> Path:
     """Write the rendered message as <folder>/<id>.eml (replaced on a retry)."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{message.id}.eml"
@@ -138,7 +198,7 @@ def store_copy(folder: Path, message: OutboxMessage, mime: EmailMessage) -> Path
 # ------------------------------------------------------------------ SMTP
 
 
-def _send_once_flattened(smtp: smtplib.SMTP, mime: EmailMessage) -> dict:
+def _send_once_flattened(smtp: smtplib.SMTP, mime: Message) -> dict:
     """The bytes store_copy flattened, sent as they are; send_message (which
     flattens again, and handles SMTPUTF8) for anything else."""
     wire = getattr(mime, "wire_bytes", None)
@@ -219,7 +279,7 @@ class SMTPConnection:
             raise DeliveryFailed(
                 "retry", f"Could not connect to {s.host}:{s.port}: {_describe(exc)}") from exc
 
-    def send(self, mime: EmailMessage) -> None:
+    def send(self, mime: Message) -> None:
         """Send one message, or raise DeliveryFailed saying what is known."""
         try:
             self._send(mime)
@@ -228,7 +288,7 @@ class SMTPConnection:
             # nothing was handed over, so one try on a fresh session is safe.
             self._send(mime)
 
-    def _send(self, mime: EmailMessage) -> None:
+    def _send(self, mime: Message) -> None:
         reused = self._smtp is not None
         if self._smtp is None:
             self._smtp = self._connect()
@@ -320,7 +380,7 @@ def _describe(exc: BaseException) -> str:
 class CopyOnly:
     """No SMTP settings: the stored copy is the delivery (the Mail page shows it)."""
 
-    def send(self, mime: EmailMessage) -> None:
+    def send(self, mime: Message) -> None:
         return None
 
     def close(self, *, quit: bool = True) -> None:

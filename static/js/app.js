@@ -2,18 +2,34 @@
 (function () {
   // Rows open their order on click, unless the click was on a control inside the row.
   document.addEventListener("click", function (event) {
-    var row = event.target.closest("tr[data-href]");
+    // The row's own order link says where (the list's rows carry no data-href of their own).
+    var row = event.target.closest("tr[data-href], tr.order-row");
     if (!row || event.target.closest("a, button, input, form, label, select, textarea")) return;
     if (window.getSelection && String(window.getSelection())) return; // selecting text
-    window.location.href = row.dataset.href;
+    var link = row.dataset.href || (row.querySelector("a.order-link") || {}).href;
+    if (link) window.location.href = link;
   });
+
+  // A dialog whose form was refused comes back open, with what was typed.
+  function openRefused(root) {
+    var dialogs = (root.querySelectorAll ? root : document).querySelectorAll("dialog[data-open-on-load]");
+    dialogs.forEach(function (d) { if (!d.open) d.showModal(); });
+  }
+  document.addEventListener("DOMContentLoaded", function () { openRefused(document); });
+  document.addEventListener("htmx:load", function (event) { openRefused(event.target); });
 
   // <dialog> open/close buttons.
   document.addEventListener("click", function (event) {
     var opener = event.target.closest("[data-open-dialog]");
     if (opener) {
       var dialog = document.getElementById(opener.dataset.openDialog);
-      if (dialog) { dialog.showModal(); var first = dialog.querySelector("textarea, input"); if (first) first.focus(); }
+      if (dialog) {
+        dialog.showModal();  // modal: focus stays inside until it closes
+        var first = dialog.querySelector("textarea, input");
+        if (first) first.focus();
+        // ...and then goes back to the button that opened it.
+        dialog.addEventListener("close", function () { if (document.contains(opener)) opener.focus(); }, { once: true });
+      }
       return;
     }
     var closer = event.target.closest("[data-close-dialog]");
@@ -29,6 +45,27 @@
       editor.focus();
       editor.setSelectionRange(editor.value.length, editor.value.length);
     }
+  });
+
+  // After Enter (saved) or Escape (cancelled) the editor is gone: keyboard focus goes
+  // back to the cell it came from, and "Saved" is read out through the page's live region.
+  var trackingCell = null;
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var target = event.detail.target;
+    trackingCell = (target && target.classList && target.classList.contains("tracking") &&
+                    target.contains(document.activeElement)) ? target.id : null;
+  });
+  document.addEventListener("htmx:load", function (event) {
+    var cell = event.target.classList && event.target.classList.contains("tracking") ? event.target : null;
+    if (!cell) return;
+    var saved = cell.querySelector("[data-saved]");
+    var live = document.getElementById("tracking-live");
+    if (saved && live) { live.textContent = ""; live.textContent = saved.textContent; }
+    if (cell.id === trackingCell && !cell.querySelector(".tracking-form")) {
+      var view = cell.querySelector(".tracking-view");
+      if (view) { if (!view.hasAttribute("tabindex") && view.tagName !== "BUTTON") view.setAttribute("tabindex", "-1"); view.focus(); }
+    }
+    trackingCell = null;
   });
 })();
 
@@ -165,3 +202,31 @@
   });
 })();
 // ---- end H4 ----
+
+// The order page's way back (issue 16): the orders list remembers its address (tab,
+// search, filters, sort, page) in this tab's sessionStorage; an order page points
+// "← Orders" there and asks the server for the previous and next order of that list.
+(function () {
+  var KEY = "shopdesk.ordersList";
+  function remember() {
+    if (location.pathname === "/orders" && document.getElementById("order-filters")) {
+      try { sessionStorage.setItem(KEY, location.search); } catch (e) { /* storage off */ }
+    }
+  }
+  document.addEventListener("DOMContentLoaded", remember);
+  document.addEventListener("htmx:pushedIntoHistory", remember);
+  document.addEventListener("htmx:replacedInHistory", remember);
+  document.addEventListener("DOMContentLoaded", function () {
+    var back = document.querySelector("[data-list-return]");
+    if (!back) return;
+    var search = null;
+    try { search = sessionStorage.getItem(KEY); } catch (e) { return; }
+    if (search === null) return;
+    back.href = "/orders" + search;
+    var steps = document.getElementById("order-steps");
+    if (!steps) return;
+    fetch(steps.dataset.neighboursUrl + search, { headers: { "HX-Request": "true" }, credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.text() : ""; })
+      .then(function (html) { steps.innerHTML = html; });
+  });
+})();
