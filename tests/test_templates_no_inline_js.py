@@ -104,6 +104,9 @@ def test_htmx_runs_without_eval_and_without_injected_styles():
     config = json.loads(match.group(1))
     assert config["allowEval"] is False and config["includeIndicatorStyles"] is False
     assert any(rule.get("code") == "422" and rule.get("swap") for rule in config["responseHandling"])
+    # htmx wires up swapped-in controls in its settle step; with the default 20 ms delay a
+    # select changed in that window sent nothing (the draft builder's total stayed stale).
+    assert config["defaultSettleDelay"] == 0
     for css in ("app.css", "shop.css"):
         text = (TEMPLATES.parent / "static" / "css" / css).read_text()
         assert ".htmx-request .htmx-indicator" in text, css
