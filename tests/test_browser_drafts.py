@@ -77,7 +77,7 @@ def test_builder_copy_select_and_delete_confirm_work_under_the_csp(
                          " return [i.selectionStart, i.selectionEnd]; })()") == [0, len(link)]
     # Copy link puts it on the clipboard and says so
     page.click("button[data-copy]")
-    page.wait_for_function("document.querySelector('button[data-copy]').textContent === 'Copied ✓'")
+    page.wait_for_function("() => document.querySelector('button[data-copy]').textContent === 'Copied ✓'")
     assert page.evaluate("navigator.clipboard.readText()") == link
 
     # Delete asks first: Cancel keeps the draft ...

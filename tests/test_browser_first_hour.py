@@ -110,7 +110,7 @@ def test_a_new_merchant_sets_up_and_takes_a_first_fps_order(
     customer.locator("label:has-text('FPS')").first.click()
     panel = customer.locator("#checkout-panel, .pay-details").first
     panel.wait_for(state="visible")
-    customer.wait_for_function("document.body.innerText.includes('1234567')")
+    customer.wait_for_function("() => document.body.innerText.includes('1234567')")
     before = customer.inner_text("body")
     # Before placing: the FPS ID, the account name, the amount and the deadline with its zone.
     assert "1234567" in before and "Cookie Lab Ltd" in before

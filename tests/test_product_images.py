@@ -401,13 +401,13 @@ def test_store_and_order_page_in_chromium(app, live_server, browser, owner, make
         page.goto(f"{live_server}/shop/")
         pics = page.locator("img.product-pic")
         assert pics.count() == pictured
-        page.wait_for_function("[...document.querySelectorAll('img.product-pic')]"
+        page.wait_for_function("() => [...document.querySelectorAll('img.product-pic')]"
                                ".every(i => i.complete && i.naturalWidth > 0)")
         page.screenshot(path=str(shots / f"store-{label}.png"), full_page=True)
         browser_login(page, live_server, owner.email)
         page.goto(f"{live_server}/orders/{order.number}")
         assert page.locator("img[data-testid=line-thumb]").count() == pictured
-        page.wait_for_function("[...document.querySelectorAll('img[data-testid=line-thumb]')]"
+        page.wait_for_function("() => [...document.querySelectorAll('img[data-testid=line-thumb]')]"
                                ".every(i => i.complete && i.naturalWidth > 0)")
         box = page.locator("img[data-testid=line-thumb]").first.bounding_box()
         assert round(box["width"]) == 40 and round(box["height"]) == 40
@@ -421,7 +421,7 @@ def test_store_and_order_page_in_chromium(app, live_server, browser, owner, make
         page.click("#product-image button[type=submit]:has-text('Upload image')")
         page.wait_for_selector("#product-image [role=status]")
         assert page.url.endswith("/edit")  # swapped, not navigated
-        page.wait_for_function("document.querySelector('img[data-testid=product-image]').naturalWidth > 0")
+        page.wait_for_function("() => document.querySelector('img[data-testid=product-image]').naturalWidth > 0")
         page.locator("#product-image").screenshot(path=str(shots / f"widget-{label}.png"))
         page.close()
     assert reload(variants[2].product).image_path

@@ -84,7 +84,7 @@ def test_undo_stops_a_confirm_and_keys_walk_the_queue(app, live_server, browser,
     db.session.rollback()
     assert db.session.get(Order, first.id).status == "processing"
     # landed on the next proof
-    page.wait_for_function(f"document.activeElement.dataset.number === '{second.number}'")
+    page.wait_for_function(f"() => document.activeElement.dataset.number === '{second.number}'")
     page.keyboard.press("j")
     assert page.evaluate("document.activeElement.dataset.number") == third.number
     page.keyboard.press("d")  # decline opens with the reason field ready

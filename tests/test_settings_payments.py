@@ -221,7 +221,7 @@ def test_browser_copy_buttons_copy_and_announce(browser, app):
             window.copied.push(t); return Promise.resolve(); }}, configurable: true});
         Object.defineProperty(window, 'isSecureContext', {value: true}); }""")
     page.click("button[data-copy='SD10001']")
-    page.wait_for_function("document.querySelector('[data-copy-status]').textContent === 'Copied'")
+    page.wait_for_function("() => document.querySelector('[data-copy-status]').textContent === 'Copied'")
     assert page.evaluate("window.copied") == ["SD10001"]
     assert page.locator("button[data-copy='SD10001']").inner_text() == "Copied"
     for box in page.locator("button.pd-copy").all():
@@ -232,7 +232,7 @@ def test_browser_copy_buttons_copy_and_announce(browser, app):
     page.evaluate("""() => { Object.defineProperty(navigator, 'clipboard', {value: undefined});
         document.execCommand = () => true; }""")
     page.click("button[data-copy='230.00']")
-    page.wait_for_function("document.querySelector(\"button[data-copy='230.00']\").textContent === 'Copied'")
+    page.wait_for_function("() => document.querySelector(\"button[data-copy='230.00']\").textContent === 'Copied'")
     page.set_viewport_size({"width": 1280, "height": 700})
     page.screenshot(path=str(SHOTS / "pay-details-1280.png"), full_page=True)
     context.close()
