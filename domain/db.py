@@ -13,6 +13,7 @@ writers waited 10+ seconds and a few hit the busy timeout ("database is locked")
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import os
@@ -119,10 +120,25 @@ def _lock_fd(database: str) -> int:
     real = os.path.realpath(database)
     fd = _lock_fds.get(real)
     if fd is None:
-        digest = hashlib.sha1(real.encode()).hexdigest()[:16]
-        path = os.path.join(tempfile.gettempdir(), f"shopdesk-sqlite-writer-{digest}.lock")
-        fd = _lock_fds[real] = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = _lock_fds[real] = os.open(_lock_path(real), os.O_RDWR | os.O_CREAT, 0o600)
     return fd
+
+
+def _lock_path(real: str) -> str:
+    digest = hashlib.sha1(real.encode()).hexdigest()[:16]
+    return os.path.join(tempfile.gettempdir(), f"shopdesk-sqlite-writer-{digest}.lock")
+
+
+def forget_writer_lock(database: str) -> None:
+    """Close and delete a database's lock file, once the database itself is gone (tests:
+    one per test database). Never while another process may still write to it: one
+    holding the old file and one creating a new one would no longer exclude each other."""
+    real = os.path.realpath(database)
+    fd = _lock_fds.pop(real, None)
+    if fd is not None:
+        os.close(fd)
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(_lock_path(real))
 
 
 def _after_fork_in_child() -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from app import create_app
 from domain.accounts import create_user
-from domain.db import db
+from domain.db import db, forget_writer_lock
 from domain.demo import DEMO_PAYMENT_DETAILS
 from domain.models import PaymentMethod, Product, ShippingMethod, Variant
 from domain.orders import Checkout, CustomerDetails, place_order
@@ -76,6 +76,7 @@ def app(migrated_db, tmp_path):
         yield app
         db.session.remove()
         db.engine.dispose()
+    forget_writer_lock(str(db_path))
 
 
 @pytest.fixture
