@@ -42,6 +42,10 @@ MAX_Q = 100
 # Up to this many matches, fetching them by id is cheapest; above it SQLite
 # does better walking the date index and stopping after one page.
 BY_ID_LIMIT = 1000
+# A search or filter counts its matches exactly up to this many; above it the list
+# says "more than 1,000" (as the big admin tools do), so a broad search costs the same
+# at a million orders as at a hundred thousand instead of counting every match.
+COUNT_CAP = 1000
 
 
 def _flag(values: list[str], what: Label) -> bool:
@@ -59,6 +63,10 @@ class Page:
     total: int
     page: int
     per_page: int
+    # True when the matches were counted only up to COUNT_CAP: ``total`` is then a lower
+    # bound, the number of pages is unknown, and ``next_exists`` says whether one follows.
+    more: bool = False
+    next_exists: bool = False
 
     @property
     def pages(self) -> int:
@@ -70,7 +78,7 @@ class Page:
 
     @property
     def has_next(self) -> bool:
-        return self.page < self.pages
+        return self.next_exists if self.more else self.page < self.pages
 
 
 def _int_list(values: list[str], what: Label) -> tuple[int, ...]:
@@ -316,10 +324,20 @@ class OrderQuery:
     def count(self) -> int:
         return db.session.scalar(select(func.count(Order.id)).where(*self.where_clauses()))
 
+    def capped_count(self) -> int | None:
+        """The number of matches, or None when there are more than COUNT_CAP (it stops
+        reading at COUNT_CAP + 1)."""
+        found = db.session.scalar(select(func.count()).select_from(
+            select(Order.id).where(*self.where_clauses()).limit(COUNT_CAP + 1).subquery()))
+        return None if found > COUNT_CAP else found
+
     def page_results(self, total: int | None = None) -> Page:
-        """One page of orders; pass ``total`` when already known (from tab_counts)."""
+        """One page of orders; pass ``total`` when already known (from tab_counts),
+        or None to count them. A filtered list counts only up to COUNT_CAP."""
         if total is None:
-            total = self.count()
+            total = self.capped_count() if self.has_filters else self.count()
+        if total is None:
+            return self._page_past_the_cap()
         pages = max(1, math.ceil(total / self.per_page))
         page = min(self.page, pages)
         where = self.where_clauses(by_id=total <= BY_ID_LIMIT)
@@ -338,7 +356,34 @@ class OrderQuery:
                 .limit(self.per_page).offset(start)))
         return Page(items, total, page, self.per_page)
 
-    def _keyset_page(self, where: list) -> list[Order] | None:
+    def _page_past_the_cap(self) -> Page:
+        """A page of a list with more than COUNT_CAP matches: no last page to read from,
+        so the page number (or the cursor) decides, and one row more than a page says
+        whether a next page exists."""
+        where = self.where_clauses(by_id=False)
+        take = self.per_page + 1
+        items = self._keyset_page(where, limit=take)
+        backwards = items is not None and not self.after
+        if items is None:
+            items = list(db.session.scalars(
+                select(Order).where(*where).order_by(*self._ordering())
+                .limit(take).offset((self.page - 1) * self.per_page)))
+        if not items and self.page > 1:
+            # A page number typed past the end: count exactly this once (rare, and it costs
+            # what every list did before the cap) and show the real last page.
+            return self.page_results(self.count())
+        if backwards:  # read back from the cursor: the extra row is the far one; a page follows
+            next_exists, items = True, items[-self.per_page:]
+        else:
+            next_exists, items = len(items) > self.per_page, items[:self.per_page]
+        reached = (self.page - 1) * self.per_page + len(items)
+        if not next_exists and reached > COUNT_CAP:
+            # The last page, walked to: now the number is known without counting.
+            return Page(items, reached, self.page, self.per_page)
+        return Page(items, COUNT_CAP, self.page, self.per_page, more=True,
+                    next_exists=next_exists)
+
+    def _keyset_page(self, where: list, *, limit: int | None = None) -> list[Order] | None:
         """The page after (or before) the cursor's order, by index range; None when there
         is no usable cursor (then the page number decides)."""
         cursor_id = self.after or self.before
@@ -355,25 +400,38 @@ class OrderQuery:
         comes_before = (key < cursor) if ascending else (key > cursor)
         rows = list(db.session.scalars(
             select(Order).where(*where, comes_after if forward else comes_before)
-            .order_by(*self._ordering(reverse=not forward)).limit(self.per_page)))
+            .order_by(*self._ordering(reverse=not forward)).limit(limit or self.per_page)))
         return rows if forward else rows[::-1]
 
-    def page_with_tab_counts(self) -> tuple[Page, dict[str, int]]:
+    def page_with_tab_counts(self) -> tuple[Page, dict[str, int | None]]:
         """One page and the tab counts; for the paid list the counts already hold
-        the total, so no second COUNT runs."""
+        the total, so no second COUNT runs (unless they were capped)."""
         counts = self.tab_counts()
-        return self.page_results(counts[self.status] if self.list == "paid" else None), counts
+        if self.list != "paid":
+            return self.page_results(), counts
+        total = counts[self.status]
+        if total is None:  # past the cap over all statuses: this tab may still be small
+            total = self.capped_count() if self.status else None
+            if total is None:
+                return self._page_past_the_cap(), counts
+            counts = {**counts, self.status: total}
+        return self.page_results(total), counts
 
-    def tab_counts(self) -> dict[str, int]:
+    def tab_counts(self) -> dict[str, int | None]:
         """Orders per status under the current search and filters ("" = all).
 
         Unfiltered, they are the counts the database keeps (domain.order_counts):
-        a few rows read, not every order counted."""
+        a few rows read, not every order counted. Filtered, the first COUNT_CAP + 1
+        matches are read; when there are more, no tab has a count (None): an exact
+        one would read every match."""
         if not self.has_filters:
             return order_counts.status_counts("placed" if self.list == "paid" else "draft")
+        sample = (select(Order.status).where(*self.where_clauses(with_status=False))
+                  .limit(COUNT_CAP + 1).subquery())
         rows = db.session.execute(
-            select(Order.status, func.count(Order.id))
-            .where(*self.where_clauses(with_status=False)).group_by(Order.status)).all()
+            select(sample.c.status, func.count()).group_by(sample.c.status)).all()
+        if sum(number for _status, number in rows) > COUNT_CAP:
+            return dict.fromkeys([status.value for status in OrderStatus] + ["", TODO])
         counts = {status.value: 0 for status in OrderStatus}
         for status, number in rows:
             if status in counts:

@@ -37,6 +37,7 @@ from blueprints.orders.rows import list_rows
 from blueprints.rendering import is_htmx, render
 from domain import list_view, saved_views, setup_checklist
 from domain import orders as actions
+from domain import search as search_rules
 from domain.actors import Actor
 from domain.errors import DomainError
 from domain.exports import SYNC_LIMIT, export_filename, export_orders, matching_ids
@@ -109,7 +110,7 @@ def index():
     payment_methods, shipping_methods = enabled_payment_methods(), enabled_shipping_methods()
     products = all_products()
     presets = list_view.date_presets(list_view.store_today())
-    context = dict(query=query, page=page, counts=counts,
+    context = dict(query=query, page=page, counts=counts, count_cap=search_rules.COUNT_CAP,
                    presets=presets, active_preset=list_view.active_preset(query, presets),
                    chips=list_view.filter_chips(
                        query, payment_names={m.id: m.name for m in payment_methods},
