@@ -264,6 +264,15 @@ def all_products():
     return list(db.session.scalars(select(Product).order_by(Product.name)))
 
 
+def product_names(ids) -> dict[int, str]:
+    """The names of just these products (a filter's chips), without loading every product."""
+    from domain.models import Product
+
+    if not ids:
+        return {}
+    return dict(db.session.execute(select(Product.id, Product.name).where(Product.id.in_(ids))).all())
+
+
 LOGO_MAX_BYTES = 2 * 1024 * 1024
 LOGO_BOX = (800, 400)  # big enough for a sharp invoice header, small enough to embed
 

@@ -415,3 +415,18 @@ def test_saving_and_deleting_a_view_in_a_browser(live_server, browser, owner, ma
     expect(page.locator("#status-tabs .tab-view")).to_have_count(0)
     db.session.rollback()
     assert db.session.query(SavedView).count() == 0
+
+
+@pytest.mark.parametrize("htmx", [False, True])
+def test_a_product_filter_chip_names_the_product(owner_client, make_order, make_variant, htmx):
+    """The htmx fragment looks up only the filtered products' names (the filter panel with
+    every product is outside it); the chip reads the same either way."""
+    chosen = make_variant(name="抹茶曲奇 <禮盒>")
+    make_variant(name="Not chosen")
+    order = make_order(items=[(chosen.id, 1)])
+    body = owner_client.get(f"/orders?product={chosen.product_id}", htmx=htmx).get_data(as_text=True)
+    chips = re.findall(r'<li class="filter-chip">(.*?)</li>', results(body), re.S)
+    assert len(chips) == 1 and "抹茶曲奇 &lt;禮盒&gt;" in chips[0]
+    assert f'id="row-{order.number}"' in body
+    # the whole page's filter panel lists every product; the fragment has no panel
+    assert ("Not chosen" in body) is (not htmx)

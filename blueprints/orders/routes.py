@@ -49,7 +49,12 @@ from domain.notify.transport import MailSettings
 from domain.proofs import reused_proof_order_numbers
 from domain.search import SOURCES, TODO, OrderQuery
 from domain.status import OrderStatus, available_actions
-from domain.store import all_products, enabled_payment_methods, enabled_shipping_methods
+from domain.store import (
+    all_products,
+    enabled_payment_methods,
+    enabled_shipping_methods,
+    product_names,
+)
 from jobs.deadlines import schedule_deadline_jobs
 
 bp = Blueprint("orders", __name__)
@@ -108,14 +113,17 @@ def index():
         return redirect(canonical)
     page, counts = query.page_with_tab_counts()
     payment_methods, shipping_methods = enabled_payment_methods(), enabled_shipping_methods()
-    products = all_products()
+    # The filter panel, which lists every product, is outside the htmx fragment: a fragment
+    # only needs the names of the products it filters by (for their chips).
+    products = [] if is_htmx() else all_products()
+    names = product_names(query.product_ids) if is_htmx() else {p.id: p.name for p in products}
     presets = list_view.date_presets(list_view.store_today())
     context = dict(query=query, page=page, counts=counts, count_cap=search_rules.COUNT_CAP,
                    presets=presets, active_preset=list_view.active_preset(query, presets),
                    chips=list_view.filter_chips(
                        query, payment_names={m.id: m.name for m in payment_methods},
                        shipping_names={m.id: m.name for m in shipping_methods},
-                       product_names={p.id: p.name for p in products}),
+                       product_names=names),
                    rows=list_rows(page.items, list_view.items_summaries(
                        [o.id for o in page.items])),
                    # the Paid/Unpaid switch is outside the htmx fragment
