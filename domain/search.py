@@ -13,6 +13,7 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, func, literal, select, tuple_
+from sqlalchemy.orm import load_only
 
 from domain import order_counts
 from domain.db import db
@@ -42,6 +43,14 @@ MAX_Q = 100
 # Up to this many matches, fetching them by id is cheapest; above it SQLite
 # does better walking the date index and stopping after one page.
 BY_ID_LIMIT = 1000
+# What a row of the list shows (blueprints/orders/rows.py, domain.status.tracking_refusal),
+# and nothing else: 16 of the order's 42 columns. Reading another attribute of a listed
+# order raises instead of quietly costing one query per row.
+_ROW_COLUMNS = load_only(
+    Order.id, Order.number, Order.kind, Order.status, Order.delivery_status, Order.placed_at,
+    Order.created_at, Order.customer_name, Order.customer_phone, Order.total_cents,
+    Order.refunded_cents, Order.payment_method_name, Order.shipping_method_name,
+    Order.shipping_kind, Order.tracking_code, Order.tracking_code_by_carrier, raiseload=True)
 # A search or filter counts its matches exactly up to this many; above it the list
 # says "more than 1,000" (as the big admin tools do), so a broad search costs the same
 # at a million orders as at a hundred thousand instead of counting every match.
@@ -348,11 +357,11 @@ class OrderQuery:
             # Past the middle, read from the other end: the last page costs what the
             # first does, instead of stepping over every row before it.
             items = list(db.session.scalars(
-                select(Order).where(*where).order_by(*self._ordering(reverse=True))
+                select(Order).options(_ROW_COLUMNS).where(*where).order_by(*self._ordering(reverse=True))
                 .limit(max(0, end - start)).offset(total - end)))[::-1]
         if items is None:
             items = list(db.session.scalars(
-                select(Order).where(*where).order_by(*self._ordering())
+                select(Order).options(_ROW_COLUMNS).where(*where).order_by(*self._ordering())
                 .limit(self.per_page).offset(start)))
         return Page(items, total, page, self.per_page)
 
@@ -366,7 +375,7 @@ class OrderQuery:
         backwards = items is not None and not self.after
         if items is None:
             items = list(db.session.scalars(
-                select(Order).where(*where).order_by(*self._ordering())
+                select(Order).options(_ROW_COLUMNS).where(*where).order_by(*self._ordering())
                 .limit(take).offset((self.page - 1) * self.per_page)))
         if not items and self.page > 1:
             # A page number typed past the end: count exactly this once (rare, and it costs
@@ -399,7 +408,7 @@ class OrderQuery:
         comes_after = (key > cursor) if ascending else (key < cursor)
         comes_before = (key < cursor) if ascending else (key > cursor)
         rows = list(db.session.scalars(
-            select(Order).where(*where, comes_after if forward else comes_before)
+            select(Order).options(_ROW_COLUMNS).where(*where, comes_after if forward else comes_before)
             .order_by(*self._ordering(reverse=not forward)).limit(limit or self.per_page)))
         return rows if forward else rows[::-1]
 
