@@ -51,6 +51,15 @@ _ROW_COLUMNS = load_only(
     Order.created_at, Order.customer_name, Order.customer_phone, Order.total_cents,
     Order.refunded_cents, Order.payment_method_name, Order.shipping_method_name,
     Order.shipping_kind, Order.tracking_code, Order.tracking_code_by_carrier, raiseload=True)
+
+
+def _listed() -> Select:
+    """SELECT of orders as the list shows them (only _ROW_COLUMNS). They stay in the
+    session: db.session.get() of a listed order later in the same request returns this
+    partial copy, whose other columns raise."""
+    return select(Order).options(_ROW_COLUMNS)
+
+
 # A search or filter counts its matches exactly up to this many; above it the list
 # says "more than 1,000" (as the big admin tools do), so a broad search costs the same
 # at a million orders as at a hundred thousand instead of counting every match.
@@ -357,11 +366,11 @@ class OrderQuery:
             # Past the middle, read from the other end: the last page costs what the
             # first does, instead of stepping over every row before it.
             items = list(db.session.scalars(
-                select(Order).options(_ROW_COLUMNS).where(*where).order_by(*self._ordering(reverse=True))
+                _listed().where(*where).order_by(*self._ordering(reverse=True))
                 .limit(max(0, end - start)).offset(total - end)))[::-1]
         if items is None:
             items = list(db.session.scalars(
-                select(Order).options(_ROW_COLUMNS).where(*where).order_by(*self._ordering())
+                _listed().where(*where).order_by(*self._ordering())
                 .limit(self.per_page).offset(start)))
         return Page(items, total, page, self.per_page)
 
@@ -375,7 +384,7 @@ class OrderQuery:
         backwards = items is not None and not self.after
         if items is None:
             items = list(db.session.scalars(
-                select(Order).options(_ROW_COLUMNS).where(*where).order_by(*self._ordering())
+                _listed().where(*where).order_by(*self._ordering())
                 .limit(take).offset((self.page - 1) * self.per_page)))
         if not items and self.page > 1:
             # A page number typed past the end: count exactly this once (rare, and it costs
@@ -408,7 +417,7 @@ class OrderQuery:
         comes_after = (key > cursor) if ascending else (key < cursor)
         comes_before = (key < cursor) if ascending else (key > cursor)
         rows = list(db.session.scalars(
-            select(Order).options(_ROW_COLUMNS).where(*where, comes_after if forward else comes_before)
+            _listed().where(*where, comes_after if forward else comes_before)
             .order_by(*self._ordering(reverse=not forward)).limit(limit or self.per_page)))
         return rows if forward else rows[::-1]
 
@@ -419,12 +428,14 @@ class OrderQuery:
         if self.list != "paid":
             return self.page_results(), counts
         total = counts[self.status]
-        if total is None:  # past the cap over all statuses: this tab may still be small
-            total = self.capped_count() if self.status else None
-            if total is None:
-                return self._page_past_the_cap(), counts
-            counts = {**counts, self.status: total}
-        return self.page_results(total), counts
+        if total is not None:
+            return self.page_results(total), counts
+        if not self.status:  # "All": the tab counts' sample already went past the cap
+            return self._page_past_the_cap(), counts
+        # Past the cap over all statuses, this tab may still be small: page_results counts
+        # it up to the cap, and a number it found exactly goes on the tab too.
+        page = self.page_results()
+        return page, counts if page.more else {**counts, self.status: page.total}
 
     def tab_counts(self) -> dict[str, int | None]:
         """Orders per status under the current search and filters ("" = all).
