@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import uuid
+from datetime import date
 
 import pytest
 from conftest import fill_payment_details
@@ -466,3 +467,21 @@ def test_migrations_leave_the_search_index_in_place(app):
     stats = dict(db.session.execute(text(
         "SELECT idx, stat FROM sqlite_stat1 WHERE tbl = 'orders'")).all())
     assert stats["ix_order_kind_placed"].startswith("100000 50000")
+
+
+@pytest.mark.parametrize("status", ["", "completed"])
+def test_a_filtered_count_reads_only_the_date_index(shop, status):
+    # Migration e7a9c1b3d5f6: the date indexes hold every filter column, so counting a
+    # date range with a payment method (the capped count, the tab counts' sample) never
+    # reads an order's row: about 3.5 ms less per count at 100,000 orders.
+    query = OrderQuery(status=status, date_from=date(2026, 1, 1), date_to=date(2026, 12, 31),
+                       payment_method_ids=(1, 2), shipping_method_ids=(1,),
+                       delivery_statuses=("unfulfilled",), sources=("online_store",))
+    plan = plan_of(select(func.count()).select_from(
+        select(Order.id).where(*query.where_clauses()).limit(1001).subquery()))
+    index = "ix_order_kind_status_placed" if status else "ix_order_kind_placed"
+    assert f"COVERING INDEX {index}" in plan, plan
+    # and the list's page still comes in index order, with no sort
+    page = plan_of(select(Order.id).where(*query.where_clauses())
+                   .order_by(*query._ordering()).limit(50))
+    assert index in page and "TEMP B-TREE" not in page, page
