@@ -25,7 +25,7 @@ from domain.db import db, write_transaction
 from domain.errors import DomainError, InvalidTransition, NotFound
 from domain.models import Order, OrderEvent, utcnow
 from domain.notify import outbox
-from domain.orders import _refuse
+from domain.refusals import _refuse
 from domain.status import TRACKING_EDITABLE, TRANSITIONS, DeliveryStatus, can_ship_order
 
 BATCH = 500

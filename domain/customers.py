@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
+from domain.checkout import CustomerDetails
 from domain.db import db
 from domain.models import Order
-from domain.orders import CustomerDetails
 from domain.search_index import needles, text_match
 from domain.search_text import fold, phone_digits
 

@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Integer, func, insert, select, text
 
 from domain import proofs
+from domain.checkout import order_number_for
 from domain.db import db, write_transaction
 from domain.demo_receipts import Receipt, receipt_file
 from domain.models import (
@@ -37,7 +38,6 @@ from domain.models import (
     utcnow,
 )
 from domain.money import format_money
-from domain.orders import order_number_for
 from domain.phones import store_region, to_e164
 from domain.status import DeliveryStatus, OrderStatus
 from domain.store import ensure_store_defaults, get_settings

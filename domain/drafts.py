@@ -20,27 +20,24 @@ from datetime import datetime
 from sqlalchemy import delete, select, update
 
 from domain.actors import Actor
-from domain.db import db, write_transaction
-from domain.errors import InvalidTransition, ValidationError
-from domain.i18n import L_, N_, clean_locale
-from domain.inventory import hold_stock
-from domain.models import Order, OrderLine, PaymentMethod, ShippingMethod, Variant
-from domain.orders import (
+from domain.checkout import (
     MAX_QUANTITY,
     CustomerDetails,
     _build_lines,
     _customer_record,
     _enabled,
-    _event,
     _lines_summary,
-    _locked_order,
-    _now,
     check_expected_total,
     compute_totals,
-    get_order,
     order_number_for,
     payment_deadline,
 )
+from domain.db import db, write_transaction
+from domain.errors import InvalidTransition, ValidationError
+from domain.i18n import L_, N_, clean_locale
+from domain.inventory import hold_stock
+from domain.models import Order, OrderLine, PaymentMethod, ShippingMethod, Variant
+from domain.orders import _event, _locked_order, _now, get_order
 from domain.payments import PaymentGateway, charge_and_place
 from domain.phones import store_e164
 from domain.status import OrderStatus

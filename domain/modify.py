@@ -33,6 +33,7 @@ from sqlalchemy import delete, select, update
 
 from domain.actors import Actor
 from domain.balance import balance_after
+from domain.checkout import MAX_LINES, MAX_QUANTITY, compute_totals
 from domain.db import db, write_transaction
 from domain.errors import (
     DomainError,
@@ -46,7 +47,7 @@ from domain.i18n import L_, N_, bound_translations
 from domain.inventory import hold_stock
 from domain.models import Order, OrderLine, Product, ShippingMethod, Variant
 from domain.money import format_money
-from domain.orders import MAX_LINES, MAX_QUANTITY, _event, _locked_order, _now, compute_totals
+from domain.orders import _event, _locked_order, _now
 from domain.status import DeliveryStatus, OrderStatus, can_modify_order
 from domain.store import clean_text, get_settings
 

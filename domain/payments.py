@@ -22,11 +22,12 @@ from sqlalchemy import select
 
 from domain import payment_details
 from domain.actors import Actor
+from domain.checkout import MAX_QUANTITY, Checkout, compute_totals
 from domain.db import db
 from domain.errors import DomainError, InsufficientStock, ValidationError
 from domain.i18n import N_
 from domain.models import PaymentMethod, Product, ShippingMethod, Variant
-from domain.orders import MAX_QUANTITY, Checkout, Order, compute_totals, place_order
+from domain.orders import Order, place_order
 from domain.store import get_settings
 
 

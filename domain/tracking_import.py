@@ -23,7 +23,8 @@ from domain.db import db
 from domain.errors import DomainError, InvalidTransition, ValidationError
 from domain.i18n import L_, N_, Label
 from domain.models import Order
-from domain.orders import TRACKING_RE, _refuse
+from domain.orders import TRACKING_RE
+from domain.refusals import _refuse
 from domain.status import DeliveryStatus, OrderStatus, can_set_tracking_code, can_ship_order
 
 MAX_ROWS = 20_000
