@@ -11,6 +11,7 @@ from flask_login import current_user
 from jinja2_fragments.flask import render_block
 from sqlalchemy.exc import SQLAlchemyError
 
+from blueprints.orders.rows import tracking_view
 from domain import status as status_rules
 from domain.money import cents_to_input
 from domain.search import SOURCES, low_stock_count
@@ -80,7 +81,7 @@ def register_template_helpers(app: Flask) -> None:
     # Globals (not a context processor) so imported macros can see them too.
     app.jinja_env.globals.update(OrderStatus=OrderStatus, DeliveryStatus=DeliveryStatus,
                                  SOURCES=SOURCES, rules=status_rules,
-                                 desk_low_stock=desk_low_stock)
+                                 desk_low_stock=desk_low_stock, tracking_view=tracking_view)
 
     @app.context_processor
     def store_context():

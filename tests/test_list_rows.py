@@ -1,0 +1,86 @@
+"""The orders list's rows as ready-made markup (blueprints/orders/rows.py, issue 14):
+every value escaped, the relative times Babel's own, the tracking cell the same in the
+list and on the order page."""
+
+from __future__ import annotations
+
+import random
+import re
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from babel import Locale
+from babel.dates import format_timedelta
+from markupsafe import Markup
+
+from blueprints.orders.rows import _Ago, tracking_view
+from domain.actors import Actor
+from domain.orders import confirm_payment, record_refund_note
+
+STAFF = Actor("staff", 1, "Staff")
+HOSTILE = '<script>alert("x")</script> & \'quote\''
+
+
+@pytest.mark.parametrize("locale", ["en", "zh_Hant_HK"])
+def test_relative_times_are_babels_own_words(locale):
+    # Asked of Babel once per distinct answer: each answer must be what Babel says for
+    # that very delta, around every unit's threshold and far from them.
+    now = datetime(2026, 12, 3, 12, 0, tzinfo=ZoneInfo("UTC"))
+    ago = _Ago(now, Locale.parse(locale))
+    rng = random.Random(7)
+    units = [1, 60, 3600, 86400, 7 * 86400, 30 * 86400, 365 * 86400]
+    seconds = [0, 1, 29, 30, 31, 59.4, 59.5, 89.9]
+    for per in units:
+        for factor in (0.85, 0.8999, 0.9, 0.9001, 1, 1.49, 1.5, 1.51, 2.5, 6.3, 21.5, 21.6):
+            seconds.append(per * factor)
+    seconds += [rng.uniform(0, 800 * 86400) for _ in range(3000)]
+    for s in seconds:
+        for sign in (1, -1):
+            delta = timedelta(seconds=sign * s)
+            assert ago(now + delta) == format_timedelta(
+                delta, add_direction=True, threshold=0.9, locale=locale), (s, sign)
+
+
+def test_tracking_cell_escapes_and_says_why_it_is_locked():
+    editable = tracking_view(HOSTILE, False, True, HOSTILE, "/orders/x?a=1&b=2", HOSTILE, "")
+    assert isinstance(editable, Markup) and "<script>" not in editable
+    assert 'hx-get="/orders/x?a=1&amp;b=2"' in editable
+    assert editable.count("&lt;script&gt;") == 2  # the code and the tooltip
+    empty = tracking_view("", False, True, "t", "/e", "Add tracking code", "(carrier)")
+    assert '<span class="muted">Add tracking code</span>' in empty
+    locked = tracking_view("", True, False, "Set by the carrier", "/e", "Add", "(carrier)")
+    assert locked.startswith('<span class="tracking-view locked" title="Set by the carrier">')
+    assert '<span class="muted">—</span>' in locked and "(carrier)" in locked
+    assert "Add" not in locked and "hx-get" not in locked
+
+
+def test_every_value_in_a_row_is_escaped(owner_client, make_order, make_variant):
+    variant = make_variant(name=HOSTILE, variant=HOSTILE)
+    order = make_order(items=[(variant.id, 2)], name=HOSTILE, phone="9123 4567")
+    confirm_payment(order.id, actor=STAFF)
+    record_refund_note(order.id, amount_cents=100, method="FPS", actor=STAFF)
+    for htmx in (False, True):
+        body = owner_client.get("/orders", htmx=htmx).get_data(as_text=True)
+        row = re.search(rf'<tr class="order-row" id="row-{order.number}">.*?</tr>', body, re.S)
+        assert row, body[:500]
+        row = row.group(0)
+        assert "<script>" not in row and "alert(&#34;x&#34;)" in row
+        # the customer's name, and the product and variant names in the items summary
+        assert row.count("&lt;script&gt;") == 3
+        assert f'href="/orders/{order.number}"' in row and 'data-status="processing"' in row
+        assert 'class="badge badge-grey" title="Refunded HK$1.00">Refunded</span>' in row
+        assert f'<div class="tracking" id="tracking-list-{order.number}"><button' in row
+
+
+def test_the_order_page_draws_the_same_tracking_cell(owner_client, make_order):
+    order = make_order()
+    confirm_payment(order.id, actor=STAFF)
+    listed = owner_client.get("/orders").get_data(as_text=True)
+    page = owner_client.get(f"/orders/{order.number}").get_data(as_text=True)
+    cell = re.search(r'<button type="button" class="tracking-view editable"[^>]*>.*?</button>',
+                     listed, re.S).group(0)
+    on_page = re.search(r'<button type="button" class="tracking-view editable"[^>]*>.*?</button>',
+                        page, re.S).group(0)
+    # the same markup, but for where the editor opens (the list's row or the page's card)
+    assert cell.replace("context=list", "context=page") == on_page
