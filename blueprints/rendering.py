@@ -11,12 +11,15 @@ from flask_login import current_user
 from jinja2_fragments.flask import render_block
 from sqlalchemy.exc import SQLAlchemyError
 
+from blueprints.i18n import current_locale, for_this_request
 from blueprints.orders.rows import tracking_view
 from domain import status as status_rules
 from domain.money import cents_to_input
 from domain.search import SOURCES, low_stock_count
 from domain.status import DeliveryStatus, OrderStatus
 from domain.store import get_settings
+
+_UTC = ZoneInfo("UTC")
 
 
 def is_htmx() -> bool:
@@ -44,18 +47,31 @@ def local_time(value: datetime | None, fmt: str | None = None, *,
     "Today 22:40", "Yesterday 09:15", then "2026-11-26 20:24" (or ``fmt``)."""
     if value is None:
         return ""
-    zone = ZoneInfo(get_settings().timezone)
-    local = value.replace(tzinfo=ZoneInfo("UTC")).astimezone(zone)
-    if fmt:
-        return local.strftime(fmt)
-    today = (now.replace(tzinfo=ZoneInfo("UTC")) if now else datetime.now(ZoneInfo("UTC"))) \
-        .astimezone(zone).date()
-    clock = f"{local:%H:%M}"
-    if local.date() == today:
-        return gettext("Today %(time)s", time=clock)
-    if local.date() == today - timedelta(days=1):
-        return gettext("Yesterday %(time)s", time=clock)
-    return f"{local:%Y-%m-%d %H:%M}"
+    if now is not None:
+        return _Clock(now)(value, fmt)
+    return for_this_request(("clock", current_locale(), get_settings().timezone),
+                            lambda: _Clock(datetime.now(_UTC)))(value, fmt)
+
+
+class _Clock:
+    """local_time from one instant: the zone, today and the two words looked up once."""
+
+    def __init__(self, now: datetime):
+        self.zone = ZoneInfo(get_settings().timezone)
+        self.today = (now if now.tzinfo else now.replace(tzinfo=_UTC)).astimezone(self.zone).date()
+        self.yesterday = self.today - timedelta(days=1)
+        self.today_text, self.yesterday_text = gettext("Today %(time)s"), gettext("Yesterday %(time)s")
+
+    def __call__(self, value: datetime, fmt: str | None) -> str:
+        local = value.replace(tzinfo=_UTC).astimezone(self.zone)
+        if fmt:
+            return local.strftime(fmt)
+        day = local.date()
+        if day == self.today:
+            return self.today_text % {"time": f"{local:%H:%M}"}
+        if day == self.yesterday:
+            return self.yesterday_text % {"time": f"{local:%H:%M}"}
+        return f"{local:%Y-%m-%d %H:%M}"
 
 
 def desk_low_stock() -> int:

@@ -14,7 +14,8 @@ from babel import Locale
 from babel.dates import format_timedelta
 from markupsafe import Markup
 
-from blueprints.orders.rows import _Ago, tracking_view
+from blueprints.i18n import RelativeTime
+from blueprints.orders.rows import tracking_view
 from domain.actors import Actor
 from domain.orders import confirm_payment, record_refund_note
 
@@ -27,7 +28,7 @@ def test_relative_times_are_babels_own_words(locale):
     # Asked of Babel once per distinct answer: each answer must be what Babel says for
     # that very delta, around every unit's threshold and far from them.
     now = datetime(2026, 12, 3, 12, 0, tzinfo=ZoneInfo("UTC"))
-    ago = _Ago(now, Locale.parse(locale))
+    ago = RelativeTime(now, Locale.parse(locale))
     rng = random.Random(7)
     units = [1, 60, 3600, 86400, 7 * 86400, 30 * 86400, 365 * 86400]
     seconds = [0, 1, 29, 30, 31, 59.4, 59.5, 89.9]
@@ -84,3 +85,27 @@ def test_the_order_page_draws_the_same_tracking_cell(owner_client, make_order):
                         page, re.S).group(0)
     # the same markup, but for where the editor opens (the list's row or the page's card)
     assert cell.replace("context=list", "context=page") == on_page
+
+
+def test_a_page_reads_its_times_from_one_instant_in_its_own_language(app):
+    # blueprints.i18n.ago and blueprints.rendering.local_time keep what they look up for
+    # the request, keyed by the language: a switch mid-request (force_locale, an order's
+    # own language) is followed, and nothing is kept outside a request.
+    from flask_babel import force_locale
+
+    from blueprints.i18n import ago, money
+    from blueprints.rendering import local_time
+    from domain.models import utcnow
+
+    three_hours = utcnow() - timedelta(hours=3)
+    with app.test_request_context("/orders"):
+        assert ago(three_hours) == "3 hours ago"
+        assert local_time(utcnow()).startswith("Today ")
+        assert money(123456) == "HK$1,234.56"
+        with force_locale("zh_Hant_HK"):
+            assert ago(three_hours) == "3 小時前"
+            assert local_time(utcnow()).startswith("今天 ")
+        assert ago(three_hours) == "3 hours ago"
+    with app.app_context(), force_locale("zh_Hant_HK"):  # a job: no request, made each time
+        assert ago(three_hours) == "3 小時前"
+        assert ago(utcnow() - timedelta(days=2)) == "2 日前"  # Babel's zh_Hant_HK

@@ -21,18 +21,16 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from babel import Locale
-from babel.dates import TIMEDELTA_UNITS, format_timedelta
 from flask import url_for
 from flask_babel import get_locale
 from markupsafe import Markup, escape
 
-from blueprints.i18n import current_translations, money_formatter
+from blueprints.i18n import RelativeTime, current_translations, money_formatter
 from domain import status as rules
 from domain.status import DeliveryStatus, OrderStatus
 from domain.store import get_settings
 
 _UTC = ZoneInfo("UTC")
-_AGO_THRESHOLD = 0.9  # as blueprints.i18n.ago
 
 
 def _url_shape(endpoint: str, key: str) -> str:
@@ -53,30 +51,6 @@ def tracking_view(code, by_carrier, editable, title, edit_url, add_text, carrier
     carrier = f' <small class="muted">{escape(carrier_text)}</small>' if by_carrier else ""
     return Markup(f'<span class="tracking-view locked" title="{escape(title)}">'
                   f'{shown}{carrier}</span>')
-
-
-class _Ago:
-    """"3 days ago" for each row's tooltip, as Babel's format_timedelta words it, asked of
-    Babel once per distinct answer on the page. Its words depend only on the direction,
-    the unit and the rounded number, which this finds exactly as Babel does."""
-
-    def __init__(self, now: datetime, locale: Locale):
-        self.now, self.locale, self.said = now, locale, {}
-
-    def __call__(self, when: datetime) -> str:
-        delta = when - self.now
-        seconds = delta.total_seconds()
-        for unit, per in TIMEDELTA_UNITS:
-            value = abs(seconds) / per
-            if value >= _AGO_THRESHOLD or unit == "second":
-                if unit == "second" and value > 0:
-                    value = max(1, value)
-                key = (seconds >= 0, unit, int(round(value)))
-                break
-        if key not in self.said:
-            self.said[key] = format_timedelta(delta, add_direction=True,
-                                              threshold=_AGO_THRESHOLD, locale=self.locale)
-        return self.said[key]
 
 
 _ROW = (
@@ -101,7 +75,7 @@ def list_rows(orders, summaries, *, now: datetime | None = None) -> list[Markup]
     money = money_formatter(locale, settings.currency)
     zone = ZoneInfo(settings.timezone)
     now = (now.replace(tzinfo=_UTC) if now else datetime.now(_UTC))
-    ago = _Ago(now, Locale.parse(locale))
+    ago = RelativeTime(now, Locale.parse(locale))  # Babel asked once per distinct answer
     today = now.astimezone(zone).date()
     yesterday = today - timedelta(days=1)
     today_text, yesterday_text = gettext("Today %(time)s"), gettext("Yesterday %(time)s")
@@ -159,7 +133,7 @@ def list_rows(orders, summaries, *, now: datetime | None = None) -> list[Markup]
         rows.append(Markup(_ROW.format(
             number=escape(number), id=o.id, select=escape(select_text % {"number": o.number}),
             href=escape(draft_url.format(o.id) if o.kind == "draft" else detail_url.format(quoted)),
-            ago=escape(ago(when.replace(tzinfo=_UTC))), when=escape(when_text),
+            ago=escape(ago(when)), when=escape(when_text),
             name=escape(o.customer_name or ""), phone=escape(o.customer_phone or ""),
             items=escape(f"{summary.first_name} ×{summary.first_quantity}" if summary else "—"),
             more=f"<small>{escape(more)}</small>" if more else "",
