@@ -111,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sort", default="cumulative")
     parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--sql", action="store_true", help="print each step's statements")
+    parser.add_argument("--dump", type=Path, default=None,
+                        help="with --profile: also write the raw profile here (for pstats)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="shopdesk-bench-profile-") as tmp:
         workdir = Path(tmp)
@@ -162,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     if profiler:
         out = io.StringIO()
         pstats.Stats(profiler, stream=out).sort_stats(args.sort).print_stats(args.profile)
+        if args.dump:
+            profiler.dump_stats(args.dump)
         print(out.getvalue())
     return 0
 

@@ -109,3 +109,33 @@ def test_a_page_reads_its_times_from_one_instant_in_its_own_language(app):
     with app.app_context(), force_locale("zh_Hant_HK"):  # a job: no request, made each time
         assert ago(three_hours) == "3 小時前"
         assert ago(utcnow() - timedelta(days=2)) == "2 日前"  # Babel's zh_Hant_HK
+
+
+def test_template_gettext_says_what_jinjas_newstyle_gettext_says(app):
+    # blueprints.i18n installs a one-call ``_`` and ``ngettext`` for templates; they must
+    # give exactly what Jinja's own newstyle callables give: escaped arguments under
+    # autoescape, plain text without it, "%%" read as a format, argument names free.
+    from jinja2 import Environment
+
+    from blueprints.i18n import _translations
+
+    jinja = Environment(extensions=["jinja2.ext.i18n"], autoescape=True)
+    jinja.install_gettext_callables(
+        lambda s: _translations().ugettext(s),
+        lambda s, p, n: _translations().ungettext(s, p, n), newstyle=True)
+    cases = ["{{ _('Orders') }}", "{{ _('Order %(number)s', number=x) }}",
+             "{{ _('100%% sure') }}", "{{ _('To %(recipient)s', recipient=x) }}",
+             "{{ ngettext('%(num)d order', '%(num)d orders', 3) }}",
+             "{{ ngettext('%(num)s selected', '%(num)s selected', 1, num='{n}') }}",
+             "{{ ngettext('%(num)d day', '%(num)d days', 1, string=x) }}",
+             "{% autoescape false %}{{ _('Order %(number)s', number=x) }}{% endautoescape %}"]
+    hostile = '<b title="x">&'
+    with app.test_request_context("/orders"):
+        from flask_babel import force_locale
+
+        for locale in ("en", "zh_Hant_HK"):
+            with force_locale(locale):
+                for source in cases:
+                    ours = app.jinja_env.from_string(source).render(x=hostile)
+                    assert ours == jinja.from_string(source).render(x=hostile), (locale, source)
+                    assert "<b" not in ours or "autoescape false" in source
