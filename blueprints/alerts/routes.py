@@ -118,7 +118,7 @@ def desk_alerts() -> DeskState | None:
         try:
             user_id = current_user.id
             # The bell's list itself is fetched when the panel first opens (base.html).
-            g.desk_alerts = DeskState(alerts.counts(user_id), alerts.latest_id(user_id))
+            g.desk_alerts = DeskState(*alerts.counts_and_latest(user_id))
         except SQLAlchemyError:
             db.session.rollback()
             log.warning("Could not read the desk's notifications", exc_info=True)

@@ -75,9 +75,10 @@ def whatsapp_sandbox_on() -> bool:
         g.whatsapp_sandbox_on = False
         if current_user.is_authenticated:
             try:
-                # A plain read: a label on every desk page must never write the row.
-                config = db.session.get(WhatsAppConfig, 1)
-                g.whatsapp_sandbox_on = bool(config is not None and config.sandbox)
+                # A plain read of one column: a label on every desk page must never write
+                # the row, nor load the whole configuration for one flag.
+                g.whatsapp_sandbox_on = bool(db.session.scalar(
+                    select(WhatsAppConfig.sandbox).where(WhatsAppConfig.id == 1)))
             except SQLAlchemyError:  # a label must not take the page down
                 db.session.rollback()
     return g.whatsapp_sandbox_on

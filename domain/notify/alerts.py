@@ -198,12 +198,26 @@ def payments_to_confirm() -> int:
 
 
 def counts(user_id: int) -> DeskCounts:
-    # The To do and to-confirm numbers are the status tabs' own (domain.order_counts).
+    return counts_and_latest(user_id)[0]
+
+
+def counts_and_latest(user_id: int) -> tuple[DeskCounts, int]:
+    """The desk's counts and its newest entry's id (every desk page's nav and bell).
+    The three numbers of the user's notifications come in one statement, each its own
+    subquery on its index; the To do and to-confirm numbers are the status tabs' own
+    (domain.order_counts)."""
+    mine = DeskNotification.user_id == user_id
+    unread = DeskNotification.read_at.is_(None)
+    new_orders, unread_n, latest = db.session.execute(select(
+        select(func.count()).select_from(DeskNotification)
+        .where(mine, unread, DeskNotification.kind == "order_placed").scalar_subquery(),
+        select(func.count()).select_from(DeskNotification).where(mine, unread).scalar_subquery(),
+        select(func.max(DeskNotification.id)).where(mine).scalar_subquery())).one()
     kept = order_counts.all_counts()
     todo = sum(kept.get(("placed", s), 0) for s in order_counts.TODO_STATUSES)
     to_confirm = kept.get(("placed", "pending_confirmation"), 0)
-    return DeskCounts(new_orders=unread_new_orders(user_id), to_confirm=to_confirm,
-                      unread=unread_count(user_id), todo=todo)
+    return DeskCounts(new_orders=new_orders or 0, to_confirm=to_confirm, unread=unread_n or 0,
+                      todo=todo), latest or 0
 
 
 @dataclass(frozen=True)
