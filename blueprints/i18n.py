@@ -38,7 +38,6 @@ from flask import (
 )
 from flask_babel import (
     Babel,
-    format_timedelta,
     get_locale,
     get_translations,
     gettext,
@@ -252,6 +251,30 @@ class RelativeTime:
         return self.said[key]
 
 
+class Clock:
+    """A stored (UTC) time in the store's time zone, from one instant ``now``: "Today
+    22:40", "Yesterday 09:15", then "2026-11-26 20:24" (or ``fmt``). The zone, today and
+    the two words are looked up once, for a page's dozens of times; ``gettext`` is the
+    caller's (Flask-Babel's, or the list's translations fetched once)."""
+
+    def __init__(self, now: datetime, gettext):
+        self.zone = ZoneInfo(get_settings().timezone)
+        self.today = _aware(now).astimezone(self.zone).date()
+        self.yesterday = self.today - timedelta(days=1)
+        self.today_text, self.yesterday_text = gettext("Today %(time)s"), gettext("Yesterday %(time)s")
+
+    def __call__(self, value: datetime, fmt: str | None = None) -> str:
+        local = _aware(value).astimezone(self.zone)
+        if fmt:
+            return local.strftime(fmt)
+        day = local.date()
+        if day == self.today:
+            return self.today_text % {"time": f"{local:%H:%M}"}
+        if day == self.yesterday:
+            return self.yesterday_text % {"time": f"{local:%H:%M}"}
+        return f"{local:%Y-%m-%d %H:%M}"
+
+
 def for_this_request(key, make):
     """``make()``, kept for the rest of this request (a page's dozens of times and
     amounts look up the language, the zone and today once). Outside a request (a job
@@ -270,10 +293,9 @@ def ago(value: datetime | None, now: datetime | None = None) -> str:
     """'3 hours ago' / '3 小時前'; on a page, every one from the same instant."""
     if value is None:
         return ""
-    if now is not None:
-        return format_timedelta(_aware(value) - _aware(now), add_direction=True,
-                                threshold=AGO_THRESHOLD)
     locale = get_locale()
+    if now is not None:
+        return RelativeTime(now, locale)(value)
     teller = for_this_request(("ago", str(locale)), lambda: RelativeTime(
         datetime.now(ZoneInfo("UTC")), locale))
     return teller(value)

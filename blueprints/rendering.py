@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from flask import Flask, g, render_template, request
@@ -11,8 +11,7 @@ from flask_login import current_user
 from jinja2_fragments.flask import render_block
 from sqlalchemy.exc import SQLAlchemyError
 
-from blueprints.i18n import current_locale, for_this_request
-from blueprints.orders.rows import tracking_view
+from blueprints.i18n import Clock, current_locale, for_this_request
 from domain import status as status_rules
 from domain.money import cents_to_input
 from domain.search import SOURCES, low_stock_count
@@ -48,30 +47,9 @@ def local_time(value: datetime | None, fmt: str | None = None, *,
     if value is None:
         return ""
     if now is not None:
-        return _Clock(now)(value, fmt)
+        return Clock(now, gettext)(value, fmt)
     return for_this_request(("clock", current_locale(), get_settings().timezone),
-                            lambda: _Clock(datetime.now(_UTC)))(value, fmt)
-
-
-class _Clock:
-    """local_time from one instant: the zone, today and the two words looked up once."""
-
-    def __init__(self, now: datetime):
-        self.zone = ZoneInfo(get_settings().timezone)
-        self.today = (now if now.tzinfo else now.replace(tzinfo=_UTC)).astimezone(self.zone).date()
-        self.yesterday = self.today - timedelta(days=1)
-        self.today_text, self.yesterday_text = gettext("Today %(time)s"), gettext("Yesterday %(time)s")
-
-    def __call__(self, value: datetime, fmt: str | None) -> str:
-        local = value.replace(tzinfo=_UTC).astimezone(self.zone)
-        if fmt:
-            return local.strftime(fmt)
-        day = local.date()
-        if day == self.today:
-            return self.today_text % {"time": f"{local:%H:%M}"}
-        if day == self.yesterday:
-            return self.yesterday_text % {"time": f"{local:%H:%M}"}
-        return f"{local:%Y-%m-%d %H:%M}"
+                            lambda: Clock(datetime.now(_UTC), gettext))(value, fmt)
 
 
 def desk_low_stock() -> int:
@@ -97,7 +75,7 @@ def register_template_helpers(app: Flask) -> None:
     # Globals (not a context processor) so imported macros can see them too.
     app.jinja_env.globals.update(OrderStatus=OrderStatus, DeliveryStatus=DeliveryStatus,
                                  SOURCES=SOURCES, rules=status_rules,
-                                 desk_low_stock=desk_low_stock, tracking_view=tracking_view)
+                                 desk_low_stock=desk_low_stock)
 
     @app.context_processor
     def store_context():

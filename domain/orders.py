@@ -1,9 +1,11 @@
 """Order lifecycle actions (SPEC §1, §3, §6).
 
 Each action is one write transaction: guard first, a DomainError on refusal,
-stock moved atomically, exactly one history event written. Nothing outside
-this module assigns ``Order.status``. Transitions are guarded UPDATEs; the
-rowcount decides who wins a race, so a concurrent loser changes nothing.
+stock moved atomically, exactly one history event written. An order's status
+changes only here (and in the set-based twin domain.bulk_ship); it gets its first
+one where it is made (domain.checkout._new_order, domain.drafts). Transitions are
+guarded UPDATEs; the rowcount decides who wins a race, so a concurrent loser
+changes nothing.
 """
 
 from __future__ import annotations

@@ -106,6 +106,15 @@ def test_a_page_reads_its_times_from_one_instant_in_its_own_language(app):
             assert ago(three_hours) == "3 小時前"
             assert local_time(utcnow()).startswith("今天 ")
         assert ago(three_hours) == "3 hours ago"
+        # one teller and one clock per language for the whole request
+        from flask import g
+
+        kept = {key[:2] for key in g._i18n_kept if key[0] in ("ago", "clock")}
+        assert kept == {("ago", "en"), ("ago", "zh_Hant_HK"), ("clock", "en"),
+                        ("clock", "zh_Hant_HK")}
+        teller = g._i18n_kept[("ago", "en")]
+        ago(utcnow() - timedelta(days=2))
+        assert g._i18n_kept[("ago", "en")] is teller
     with app.app_context(), force_locale("zh_Hant_HK"):  # a job: no request, made each time
         assert ago(three_hours) == "3 小時前"
         assert ago(utcnow() - timedelta(days=2)) == "2 日前"  # Babel's zh_Hant_HK

@@ -33,7 +33,7 @@ from blueprints.orders.forms import (
     TrackingForm,
     first_error,
 )
-from blueprints.orders.rows import list_rows
+from blueprints.orders.rows import list_rows, tracking_view
 from blueprints.rendering import is_htmx, render
 from domain import list_view, saved_views, setup_checklist
 from domain import orders as actions
@@ -58,6 +58,10 @@ from domain.store import (
 from jobs.deadlines import schedule_deadline_jobs
 
 bp = Blueprint("orders", __name__)
+
+
+# The tracking cell of the list's rows, for the order page's _tracking.html too.
+bp.add_app_template_global(tracking_view, "tracking_view")
 
 
 @bp.before_request

@@ -16,7 +16,7 @@ summary in domain.list_view. Nothing here decides a rule.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
@@ -25,7 +25,7 @@ from flask import url_for
 from flask_babel import get_locale
 from markupsafe import Markup, escape
 
-from blueprints.i18n import RelativeTime, current_translations, money_formatter
+from blueprints.i18n import Clock, RelativeTime, current_translations, money_formatter
 from domain import status as rules
 from domain.status import DeliveryStatus, OrderStatus
 from domain.store import get_settings
@@ -73,12 +73,9 @@ def list_rows(orders, summaries, *, now: datetime | None = None) -> list[Markup]
     settings = get_settings()
     locale = str(get_locale() or "en")
     money = money_formatter(locale, settings.currency)
-    zone = ZoneInfo(settings.timezone)
     now = (now.replace(tzinfo=_UTC) if now else datetime.now(_UTC))
     ago = RelativeTime(now, Locale.parse(locale))  # Babel asked once per distinct answer
-    today = now.astimezone(zone).date()
-    yesterday = today - timedelta(days=1)
-    today_text, yesterday_text = gettext("Today %(time)s"), gettext("Yesterday %(time)s")
+    clock = Clock(now, gettext)  # "Today 22:40", "Yesterday 09:15", "2026-11-26 20:24"
     select_text = gettext("Select %(number)s")
     refunded_text = gettext("Refunded %(amount)s")
     refunded_badge = escape(gettext("Refunded"))
@@ -103,15 +100,6 @@ def list_rows(orders, summaries, *, now: datetime | None = None) -> list[Markup]
     rows = []
     for o in orders:
         when = o.placed_at or o.created_at
-        local = when.replace(tzinfo=_UTC).astimezone(zone)
-        clock = f"{local:%H:%M}"
-        day = local.date()
-        if day == today:
-            when_text = today_text % {"time": clock}
-        elif day == yesterday:
-            when_text = yesterday_text % {"time": clock}
-        else:
-            when_text = f"{local:%Y-%m-%d} {clock}"
         summary = summaries.get(o.id)
         status, colour = statuses.get(o.status, (gettext("Draft"), "draft"))
         number = o.number or ""
@@ -133,7 +121,7 @@ def list_rows(orders, summaries, *, now: datetime | None = None) -> list[Markup]
         rows.append(Markup(_ROW.format(
             number=escape(number), id=o.id, select=escape(select_text % {"number": o.number}),
             href=escape(draft_url.format(o.id) if o.kind == "draft" else detail_url.format(quoted)),
-            ago=escape(ago(when)), when=escape(when_text),
+            ago=escape(ago(when)), when=escape(clock(when)),
             name=escape(o.customer_name or ""), phone=escape(o.customer_phone or ""),
             items=escape(f"{summary.first_name} ×{summary.first_quantity}" if summary else "—"),
             more=f"<small>{escape(more)}</small>" if more else "",

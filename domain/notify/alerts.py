@@ -185,13 +185,6 @@ class DeskCounts:
         return f"{self.new_orders}.{self.to_confirm}.{self.unread}.{self.todo}"
 
 
-def unread_new_orders(user_id: int) -> int:
-    return db.session.scalar(
-        select(func.count()).select_from(DeskNotification)
-        .where(DeskNotification.user_id == user_id, DeskNotification.read_at.is_(None),
-               DeskNotification.kind == "order_placed")) or 0
-
-
 def payments_to_confirm() -> int:
     """Orders in pending_confirmation: the review queue's, from the kept counts."""
     return order_counts.to_confirm_count()
