@@ -109,6 +109,11 @@ def create_app(test_config: dict | None = None) -> Flask:
             "pool_size": int(os.environ.get("SHOPDESK_DB_POOL_SIZE", "") or DB_POOL_SIZE),
             "max_overflow": 4}
 
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        # A file on this machine cannot drop a connection: no ping before each request.
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
+            **app.config["SQLALCHEMY_ENGINE_OPTIONS"], "pool_pre_ping": False}
+
     proxies = int(os.environ.get("SHOPDESK_PROXY_COUNT", "0") or 0)
     if proxies:
         # Behind nginx: take the client address and scheme from X-Forwarded-*,

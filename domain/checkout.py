@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import contains_eager
 
-from domain.db import db
+from domain.db import db, utcnow
 from domain.errors import ValidationError
 from domain.i18n import L_, N_, clean_locale
 from domain.models import (
@@ -157,24 +157,41 @@ def _build_lines(items: list[tuple[int, int]]) -> list[OrderLine]:
     return lines
 
 
-def _customer_record(details: CustomerDetails) -> Customer:
-    """Find the customer by phone or email, else create one; refresh their details."""
-    query = select(Customer)
-    if details.phone:
-        customer = db.session.scalar(query.where(Customer.phone == details.phone).limit(1))
-    else:
-        customer = None
-    if customer is None and details.email:
-        customer = db.session.scalar(query.where(Customer.email == details.email).limit(1))
-    if customer is None:
-        customer = Customer(name=details.name)
-        db.session.add(customer)
-    customer.name = details.name
-    customer.phone = details.phone or customer.phone
-    customer.email = details.email or customer.email
-    customer.address = details.address or customer.address
-    db.session.flush()
-    return customer
+# The customer record's statements, built once (their cache keys too): checkout runs
+# them under the write lock, where every millisecond is one every other checkout waits.
+_CUSTOMER_BY_PHONE = (select(Customer.id, Customer.name, Customer.phone, Customer.email,
+                             Customer.address)
+                      .where(Customer.phone == bindparam("key")).limit(1))
+_CUSTOMER_BY_EMAIL = (select(Customer.id, Customer.name, Customer.phone, Customer.email,
+                             Customer.address)
+                      .where(Customer.email == bindparam("key")).limit(1))
+_NEW_CUSTOMER = insert(Customer).returning(Customer.id)
+_UPDATE_CUSTOMER = (update(Customer).where(Customer.id == bindparam("customer_id"))
+                    .values({column: bindparam(f"new_{column}")
+                             for column in ("name", "phone", "email", "address")}))
+
+
+def _customer_id(details: CustomerDetails) -> int:
+    """Find the customer by phone or email, else create one; refresh their details.
+    Plain statements, not the ORM's flush (a third of the time it took): a Customer
+    object already loaded in this session is not refreshed by it."""
+    session = db.session
+    found = session.execute(_CUSTOMER_BY_PHONE, {"key": details.phone}).first() \
+        if details.phone else None
+    if found is None and details.email:
+        found = session.execute(_CUSTOMER_BY_EMAIL, {"key": details.email}).first()
+    if found is None:
+        return session.execute(_NEW_CUSTOMER, {
+            "name": details.name, "phone": details.phone, "email": details.email,
+            "address": details.address, "created_at": utcnow()}).scalar_one()
+    fresh = {"name": details.name, "phone": details.phone or found.phone,
+             "email": details.email or found.email,
+             "address": details.address or found.address}
+    if fresh != {"name": found.name, "phone": found.phone, "email": found.email,
+                 "address": found.address}:
+        session.execute(_UPDATE_CUSTOMER, {"customer_id": found.id,
+                                           **{f"new_{k}": v for k, v in fresh.items()}})
+    return found.id
 
 
 def _enabled(model, method_id, what: str | None = None):
@@ -219,20 +236,46 @@ def _recheck_for_sale(payment_id: int, shipping_id: int, variant_ids: list[int])
         raise ValidationError("One of the items is no longer for sale.")
 
 
+@dataclass(frozen=True)
+class NewOrder:
+    """What the stock ledger and the history need of an order just written (the Order
+    object itself is loaded after the write transaction, outside the write lock)."""
+
+    id: int
+    number: str
+    status: str
+    total_cents: int
+    payment_deadline_at: datetime | None
+
+
+# Built once, values given at execution: building an INSERT of 30 values cost more
+# than running it.
+_INSERT_ORDER = insert(Order)
+_INSERT_ORDER_RETURNING = insert(Order).returning(Order.id)
+# The id SQLite gives a new row of a table without AUTOINCREMENT: one more than the
+# largest (an id freed at the top is used again, as SQLite itself would).
+_NEXT_ORDER_ID = select(func.coalesce(func.max(Order.id), 0) + 1)
+_INSERT_LINES = insert(OrderLine)
+_SET_NUMBER = (update(Order).where(Order.id == bindparam("order_id"))
+               .values(number=bindparam("number")))
+
+
 def _new_order(lines, customer: CustomerDetails, payment: PaymentMethod,
                shipping: ShippingMethod, checkout: Checkout, source: str,
-               now: datetime) -> Order:
+               now: datetime) -> NewOrder:
+    """Insert the order and its lines: plain INSERTs (the ORM's unit of work took 2.5 ms
+    of the 7 the write lock was held). The count and search triggers see them as any."""
     subtotal = sum(ln.line_total_cents for ln in lines)
     fee = shipping.fee_cents if checkout.shipping_fee_cents is None else checkout.shipping_fee_cents
     total = compute_totals(subtotal, checkout.discount_cents, fee, checkout.extra_charge_cents)
     check_expected_total(total, checkout.expected_total_cents)
     deadline, reminder = payment_deadline(payment, now)
-    record = _customer_record(customer)
-    order = Order(
-        kind="placed", source=source,
-        status=(OrderStatus.PENDING_PAYMENT if payment.is_manual else OrderStatus.PROCESSING).value,
-        customer_id=record.id, customer_name=customer.name, customer_phone=customer.phone,
-        customer_phone_e164=store_e164(customer.phone),
+    status = (OrderStatus.PENDING_PAYMENT if payment.is_manual else OrderStatus.PROCESSING).value
+    session = db.session
+    values = dict(
+        kind="placed", source=source, status=status,
+        customer_id=_customer_id(customer), customer_name=customer.name,
+        customer_phone=customer.phone, customer_phone_e164=store_e164(customer.phone),
         customer_email=customer.email, shipping_address=customer.address,
         payment_method_id=payment.id, payment_method_name=payment.name,
         payment_kind=payment.kind, shipping_method_id=shipping.id,
@@ -240,12 +283,25 @@ def _new_order(lines, customer: CustomerDetails, payment: PaymentMethod,
         subtotal_cents=subtotal, discount_cents=checkout.discount_cents,
         shipping_fee_cents=fee, extra_charge_cents=checkout.extra_charge_cents,
         total_cents=total, payment_deadline_at=deadline, reminder_at=reminder,
-        placed_at=now, created_at=now, updated_at=now, lines=lines,
+        placed_at=now, created_at=now, updated_at=now,
         locale=clean_locale(checkout.locale),
         customer_note=clean_text(checkout.note, L_("Note for the shop"), max_len=NOTE_MAX),
     )
-    db.session.add(order)
-    db.session.flush()
-    order.number = order_number_for(order.id, get_settings().order_prefix)
-    db.session.flush()
-    return order
+    prefix = get_settings().order_prefix
+    if session.get_bind().dialect.name == "sqlite":
+        # Under SQLite's write lock the id the row would get is known before: written
+        # with its number at once, the order is indexed for search once, not again
+        # for an UPDATE of its number.
+        order_id = session.execute(_NEXT_ORDER_ID).scalar_one()
+        number = order_number_for(order_id, prefix)
+        session.execute(_INSERT_ORDER, {**values, "id": order_id, "number": number})
+    else:  # PostgreSQL's sequence gives the id; its search queue is cheap to touch
+        order_id = session.execute(_INSERT_ORDER_RETURNING, values).scalar_one()
+        number = order_number_for(order_id, prefix)
+        session.execute(_SET_NUMBER, {"order_id": order_id, "number": number})
+    session.execute(_INSERT_LINES, [{
+        "order_id": order_id, "variant_id": ln.variant_id, "product_id": ln.product_id,
+        "product_name": ln.product_name, "variant_name": ln.variant_name, "sku": ln.sku,
+        "barcode": ln.barcode, "unit_price_cents": ln.unit_price_cents,
+        "quantity": ln.quantity} for ln in lines])
+    return NewOrder(order_id, number, status, total, deadline)

@@ -24,7 +24,7 @@ from domain.checkout import (
     MAX_QUANTITY,
     CustomerDetails,
     _build_lines,
-    _customer_record,
+    _customer_id,
     _enabled,
     _lines_summary,
     check_expected_total,
@@ -202,7 +202,7 @@ def _place(order_id: int, method: PaymentMethod, *, payment_reference: str,
         lines = list(draft.lines)
         hold_stock(((line.variant_id, line.quantity) for line in lines if line.variant_id),
                    order=draft, actor=Actor.customer(draft.customer_name))
-        record = _customer_record(CustomerDetails(
+        customer_id = _customer_id(CustomerDetails(
             draft.customer_name, draft.customer_phone, draft.customer_email,
             draft.shipping_address))
         deadline, reminder = payment_deadline(method, now)
@@ -213,7 +213,7 @@ def _place(order_id: int, method: PaymentMethod, *, payment_reference: str,
         check_expected_total(total, expected_total_cents)  # edited since the charge?
         result = db.session.execute(
             update(Order).where(Order.id == order_id, Order.kind == "draft").values(
-                kind="placed", status=status.value, source="on_behalf", customer_id=record.id,
+                kind="placed", status=status.value, source="on_behalf", customer_id=customer_id,
                 payment_method_id=method.id, payment_method_name=method.name,
                 payment_kind=method.kind, subtotal_cents=subtotal, total_cents=total,
                 payment_deadline_at=deadline, reminder_at=reminder, placed_at=now,

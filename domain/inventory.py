@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import Select, event, func, insert, select, update
+from sqlalchemy import Integer, Select, bindparam, event, func, insert, select, update
 
 from domain.actors import SYSTEM, Actor
 from domain.db import db, write_transaction
@@ -60,6 +60,16 @@ def _record(moves: list[dict]) -> None:
         db.session.execute(insert(StockMove), moves)
 
 
+# The guarded decrement, built once (checkout runs it under the write lock): taken only
+# while enough is left, so two checkouts can never both get the last unit.
+_QTY = bindparam("qty", type_=Integer)
+_TAKE = (update(Variant)
+         .where(Variant.id == bindparam("variant_id"), Variant.stock.is_not(None),
+                Variant.stock >= _QTY)
+         .values(stock=Variant.stock - _QTY)
+         .execution_options(synchronize_session=False))
+
+
 def hold_stock(quantities: Iterable[tuple[int, int]], *, order=None, actor: Actor | None = None,
                reason: str = "order_hold") -> None:
     """Take ``qty`` units of each variant, or raise InsufficientStock naming the item.
@@ -73,12 +83,7 @@ def hold_stock(quantities: Iterable[tuple[int, int]], *, order=None, actor: Acto
         if qty < 0:
             moves += _give_back(variant_id, -qty, reason, order=order, actor=actor)
             continue
-        result = session.execute(
-            update(Variant)
-            .where(Variant.id == variant_id, Variant.stock.is_not(None), Variant.stock >= qty)
-            .values(stock=Variant.stock - qty)
-            .execution_options(synchronize_session=False)
-        )
+        result = session.execute(_TAKE, {"variant_id": variant_id, "qty": qty})
         if result.rowcount == 1:
             moves.append(_move(variant_id, -qty, reason, order=order, actor=actor))
             continue

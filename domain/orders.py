@@ -26,7 +26,7 @@ from domain.checkout import (  # noqa: F401  (re-exported, see below)
     Checkout,
     CustomerDetails,
     _build_lines,
-    _customer_record,
+    _customer_id,
     _enabled,
     _lines_summary,
     _new_order,
@@ -80,13 +80,17 @@ def _now(now: datetime | None) -> datetime:
     return now or utcnow()
 
 
+# Built once, values given when run: most actions write one event, under the write lock.
+_INSERT_EVENT = insert(OrderEvent).returning(OrderEvent.id)
+
+
 def _event(order_id: int, type_: str, actor: Actor, details: dict[str, Any],
            now: datetime) -> int:
     """Write one history event (a plain INSERT: no ORM flush on the hot path), and
     the messages it causes (the outbox, in this same transaction). Its id."""
-    event_id = db.session.scalar(insert(OrderEvent).values(
-        order_id=order_id, type=type_, actor_type=actor.type, actor_id=actor.id,
-        actor_label=actor.label, created_at=now, details=details).returning(OrderEvent.id))
+    event_id = db.session.execute(_INSERT_EVENT, {
+        "order_id": order_id, "type": type_, "actor_type": actor.type, "actor_id": actor.id,
+        "actor_label": actor.label, "created_at": now, "details": details}).scalar_one()
     if type_ == "order_placed" and details.get("to_status") == OrderStatus.PROCESSING:
         # Placed already paid (an online method): the books say the total was paid.
         # Here because both ways of placing (checkout, a draft's link) end in this event.
@@ -202,20 +206,20 @@ def place_order(checkout: Checkout, *, source: str = "online_store",
     get_settings()  # held for the request: the order number's prefix, the deadline
     with write_transaction(keep_loaded=True):
         _recheck_for_sale(payment.id, shipping.id, [ln.variant_id for ln in lines])
-        order = _new_order(lines, customer, payment, shipping, checkout, source, now)
+        placed = _new_order(lines, customer, payment, shipping, checkout, source, now)
         actor = actor or Actor.customer(customer.name)
         # After the order exists, so the ledger names it; a refusal rolls back both.
-        hold_stock(((ln.variant_id, ln.quantity) for ln in lines), order=order, actor=actor)
-        _event(order.id, "order_placed", actor, {
-            "to_status": order.status, "source": source, "total_cents": order.total_cents,
+        hold_stock(((ln.variant_id, ln.quantity) for ln in lines), order=placed, actor=actor)
+        _event(placed.id, "order_placed", actor, {
+            "to_status": placed.status, "source": source, "total_cents": placed.total_cents,
             "payment_method": payment.name, "payment_kind": payment.kind,
             "shipping_method": shipping.name, "lines": _lines_summary(lines),
             "payment_reference": checkout.payment_reference,
-            "payment_deadline_at": order.payment_deadline_at.isoformat()
-            if order.payment_deadline_at else None,
+            "payment_deadline_at": placed.payment_deadline_at.isoformat()
+            if placed.payment_deadline_at else None,
             **checkout.details,
         }, now)
-    return order
+    return get_order(placed.id)  # loaded after the write lock is let go
 
 
 def upload_proof(order_id: int, *, path: str, sha256: str, actor: Actor | None = None,

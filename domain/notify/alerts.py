@@ -45,11 +45,14 @@ EVENT_LABELS = {
 CAP_ALERT = "whatsapp_cap_reached"
 
 
+_ACTIVE_USERS = select(User.id).where(User.active.is_(True))  # built once: every action asks
+
+
 def write_for_events(events, now: datetime) -> int:
     events = [e for e in events if e.type in DESK_EVENTS]
     if not events:
         return 0
-    users = list(db.session.scalars(select(User.id).where(User.active.is_(True))))
+    users = list(db.session.scalars(_ACTIVE_USERS))
     rows = [{"user_id": user_id, "order_id": e.order_id, "event_id": e.event_id,
              "kind": e.type, "created_at": now}
             for e in events for user_id in users

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 
 from domain.actors import Actor
 from domain.db import db, insert_ignoring_duplicates, write_transaction
@@ -110,6 +110,11 @@ def write_messages(rows: list[dict[str, Any]]) -> list[int]:
     return _insert_ignoring_duplicates(rows)
 
 
+# Built once (with its cache key): it runs in nearly every action's transaction.
+_ORDER_EMAILS = (select(Order.id, Order.customer_email)
+                 .where(Order.id.in_(bindparam("ids", expanding=True))))
+
+
 def write_for_events(events: list[WrittenEvent], now: datetime) -> list[int]:
     """The messages and bell entries the given order events cause (EVENT_MESSAGES).
 
@@ -120,9 +125,8 @@ def write_for_events(events: list[WrittenEvent], now: datetime) -> list[int]:
     events = [e for e in events if e.type in EVENT_MESSAGES]
     if not events:
         return []
-    emails = dict(db.session.execute(
-        select(Order.id, Order.customer_email)
-        .where(Order.id.in_({e.order_id for e in events}))).all())
+    emails = dict(db.session.execute(_ORDER_EMAILS,
+                                     {"ids": list({e.order_id for e in events})}).all())
     merchant = (get_settings().notification_email or "").strip()
     rows = []
     for e in events:
