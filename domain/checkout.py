@@ -124,9 +124,9 @@ def payment_deadline(method: PaymentMethod, placed_at: datetime) -> tuple[dateti
     return deadline, reminder
 
 
-# The variants an order may have, with their products (the line keeps the product's
-# name): one statement, no lazy load per line; built once, so its cache key is too.
-_SELLABLE_VARIANTS = (select(Variant).join(Variant.product)
+# The variants an order (or a cart) may have, with their products (the line keeps the
+# product's name): one statement, no lazy load per line; built once, so its cache key is too.
+SELLABLE_VARIANTS = (select(Variant).join(Variant.product)
                       .where(Variant.id.in_(bindparam("ids", expanding=True)), Product.active,
                              Variant.active).options(contains_eager(Variant.product)))
 
@@ -141,7 +141,7 @@ def _build_lines(items: list[tuple[int, int]]) -> list[OrderLine]:
         if not isinstance(qty, int) or not 1 <= qty <= MAX_QUANTITY:
             raise ValidationError("Quantities must be between 1 and %(max)s.", max=MAX_QUANTITY)
         wanted[int(variant_id)] = wanted.get(int(variant_id), 0) + qty
-    rows = {v.id: v for v in db.session.scalars(_SELLABLE_VARIANTS, {"ids": list(wanted)})}
+    rows = {v.id: v for v in db.session.scalars(SELLABLE_VARIANTS, {"ids": list(wanted)})}
     lines = []
     for variant_id, qty in wanted.items():
         variant = rows.get(variant_id)

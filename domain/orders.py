@@ -14,7 +14,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, insert, select, update
+from sqlalchemy import bindparam, case, insert, select, update
 
 from domain.actors import SYSTEM, Actor
 from domain.checkout import (  # noqa: F401  (re-exported, see below)
@@ -179,7 +179,10 @@ def get_order_by_number(number: str) -> Order | None:
 def get_order_by_token(token: str) -> Order | None:
     if not token or len(token) > 64:
         return None
-    return db.session.scalar(select(Order).where(Order.public_token == token))
+    return db.session.scalar(_BY_TOKEN, {"token": token})
+
+
+_BY_TOKEN = select(Order).where(Order.public_token == bindparam("token"))  # built once
 
 
 # ---------------------------------------------------------------- actions
