@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, case, insert, select, update
 
+from domain import search_text
 from domain.actors import SYSTEM, Actor
 from domain.checkout import (  # noqa: F401  (re-exported, see below)
     MAX_LINES,
@@ -211,8 +212,6 @@ def place_order(checkout: Checkout, *, source: str = "online_store",
         _recheck_for_sale(payment.id, shipping.id, [ln.variant_id for ln in lines])
         placed = _new_order(lines, customer, payment, shipping, checkout, source, now)
         actor = actor or Actor.customer(customer.name)
-        # After the order exists, so the ledger names it; a refusal rolls back both.
-        hold_stock(((ln.variant_id, ln.quantity) for ln in lines), order=placed, actor=actor)
         _event(placed.id, "order_placed", actor, {
             "to_status": placed.status, "source": source, "total_cents": placed.total_cents,
             "payment_method": payment.name, "payment_kind": payment.kind,
@@ -222,6 +221,11 @@ def place_order(checkout: Checkout, *, source: str = "online_store",
             if placed.payment_deadline_at else None,
             **checkout.details,
         }, now)
+        # The stock last, after the order's search text: on PostgreSQL the guarded UPDATE
+        # locks each item's row until the commit, and every other checkout of that item
+        # waits for it. A refusal rolls back the order, its event and its messages too.
+        search_text.refresh_pending(db.session())
+        hold_stock(((ln.variant_id, ln.quantity) for ln in lines), order=placed, actor=actor)
     return get_order(placed.id)  # loaded after the write lock is let go
 
 

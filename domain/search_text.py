@@ -213,10 +213,17 @@ def refresh_postgres(connection) -> int:
         done += len(ids)
 
 
-@event.listens_for(Session, "before_commit")
-def _before_commit(session: Session):
-    bind = session.get_bind()
-    if bind.dialect.name != "postgresql" or not session.in_transaction():
+def refresh_pending(session: Session) -> None:
+    """On PostgreSQL, rewrite now the search text of the orders this transaction
+    changed so far (the commit would otherwise). Checkout calls it before it takes
+    row locks on stock, so those are held for less. Nothing on SQLite: its triggers
+    write the text with each change."""
+    if session.get_bind().dialect.name != "postgresql" or not session.in_transaction():
         return
     session.flush()  # the last ORM changes queue their orders too
     refresh_postgres(session.connection())
+
+
+@event.listens_for(Session, "before_commit")
+def _before_commit(session: Session):
+    refresh_pending(session)

@@ -95,6 +95,47 @@ def test_actions_and_restock_on_postgres(pg_app):
     assert db.session.get(Variant, vid).stock == 3
 
 
+def test_checkout_takes_the_stock_row_lock_last_on_postgres(pg_app):
+    """The guarded stock UPDATE locks the item's row until the commit, so it comes after
+    every other write of the checkout (the order, its event and its search text): other
+    checkouts of the same item wait only for the commit. And a refusal still leaves
+    nothing behind."""
+    from sqlalchemy import event, func, select
+
+    from domain.db import db
+    from domain.errors import InsufficientStock
+    from domain.models import Order, OrderEvent, Variant
+    from domain.orders import place_order
+
+    vid = _variant(stock=1, name="限量月餅")
+    writes: list[str] = []
+
+    def watch(_conn, _cursor, statement, *_args):
+        first = statement.lstrip().split(None, 3)
+        if first and first[0].upper() in ("INSERT", "UPDATE", "DELETE"):
+            writes.append(" ".join(first[:3]).upper())
+
+    event.listen(db.engine, "before_cursor_execute", watch)
+    try:
+        order = place_order(_checkout(vid, qty=1))
+    finally:
+        event.remove(db.engine, "before_cursor_execute", watch)
+    stock_update = next(i for i, w in enumerate(writes) if w.startswith("UPDATE VARIANT"))
+    assert "INSERT INTO ORDER_SEARCH_DOC" in writes[:stock_update], writes
+    # After it: the ledger row, and the commit's look at the (now empty) search queue.
+    assert writes[stock_update:] == ["UPDATE VARIANT SET", "INSERT INTO STOCK_MOVE",
+                                     "DELETE FROM ORDER_SEARCH_STALE"], writes
+    assert db.session.get(Variant, vid).stock == 0 and order.number
+
+    before = db.session.scalar(select(func.count(Order.id)))
+    with pytest.raises(InsufficientStock):
+        place_order(_checkout(vid, qty=1, name="遲來的人", phone="9000 9999"))
+    db.session.rollback()
+    assert db.session.scalar(select(func.count(Order.id))) == before
+    assert db.session.scalar(select(func.count(OrderEvent.id))
+                             .where(OrderEvent.order_id > order.id)) == 0
+
+
 def test_fifty_buyers_last_five_units_on_postgres(pg_app):
     from domain.db import db
     from domain.errors import InsufficientStock
