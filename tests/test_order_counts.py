@@ -228,3 +228,39 @@ def test_transitions_racing_the_recount_on_postgresql(pg_app):
         _race_transitions_against_recount(pg_app, ids)
         assert_in_step()
         db.session.remove()
+
+
+def test_on_postgresql_a_change_locks_its_count_row_only_at_commit(pg_app):
+    """Deferred count triggers (issue 14): while one transaction has changed an order
+    and not committed, another can still bump the same count row (before, it waited
+    for the first to end: PostgreSQL checkouts ran one at a time). The counts are
+    exact once it commits, and untouched when it rolls back."""
+    from test_modify_domain_helpers import new_variant, place
+
+    with pg_app.app_context():
+        variant = new_variant(stock=50)
+        first, second = place([(variant, 1)]), place([(variant, 1)])
+        db.session.remove()
+        before = kept_counts()
+        engine = db.engine
+        for outcome in ("rollback", "commit"):
+            with engine.connect() as slow, engine.connect() as other:
+                slow.execute(text("UPDATE orders SET status = 'processing' WHERE id = :id"),
+                             {"id": first})
+                other.execute(text("SET lock_timeout = '2s'"))
+                # Blocked (and refused after 2 s) if the slow transaction held the row.
+                other.execute(text("UPDATE orders SET status = 'processing' WHERE id = :id"),
+                              {"id": second})
+                other.commit()
+                getattr(slow, outcome)()
+            expected = dict(before)
+            moved = 1 if outcome == "rollback" else 2
+            expected[("placed", "pending_payment")] = before[("placed", "pending_payment")] - moved
+            expected[("placed", "processing")] = before.get(("placed", "processing"), 0) + moved
+            assert {k: v for k, v in expected.items() if v} == kept_counts() == true_counts()
+            if outcome == "rollback":
+                with engine.begin() as conn:  # put the second back for the next round
+                    conn.execute(text("UPDATE orders SET status = 'pending_payment' "
+                                      "WHERE id = :id"), {"id": second})
+                assert kept_counts() == before
+        db.session.remove()
