@@ -221,10 +221,12 @@ def place_order(checkout: Checkout, *, source: str = "online_store",
             if placed.payment_deadline_at else None,
             **checkout.details,
         }, now)
-        # The stock last, after the order's search text: on PostgreSQL the guarded UPDATE
-        # locks each item's row until the commit, and every other checkout of that item
-        # waits for it. A refusal rolls back the order, its event and its messages too.
+        # The row locks last, after the order's search text: on PostgreSQL the customer's
+        # UPDATE and the guarded stock UPDATE lock their rows until the commit, and every
+        # other checkout of that customer or item waits for it. A refusal rolls back the
+        # order, its event and its messages too.
         search_text.refresh_pending(db.session())
+        placed.refresh_customer()
         hold_stock(((ln.variant_id, ln.quantity) for ln in lines), order=placed, actor=actor)
     return get_order(placed.id)  # loaded after the write lock is let go
 

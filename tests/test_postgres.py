@@ -96,10 +96,10 @@ def test_actions_and_restock_on_postgres(pg_app):
 
 
 def test_checkout_takes_the_stock_row_lock_last_on_postgres(pg_app):
-    """The guarded stock UPDATE locks the item's row until the commit, so it comes after
-    every other write of the checkout (the order, its event and its search text): other
-    checkouts of the same item wait only for the commit. And a refusal still leaves
-    nothing behind."""
+    """The customer's UPDATE and the guarded stock UPDATE lock their rows until the
+    commit, so they come after every other write of the checkout (the order, its event
+    and its search text): other checkouts of the same customer or item wait only for
+    the commit. And a refusal still leaves nothing behind."""
     from sqlalchemy import event, func, select
 
     from domain.db import db
@@ -108,6 +108,7 @@ def test_checkout_takes_the_stock_row_lock_last_on_postgres(pg_app):
     from domain.orders import place_order
 
     vid = _variant(stock=1, name="限量月餅")
+    place_order(_checkout(_variant(stock=5), name="陳大文", phone="9333 4444"))
     writes: list[str] = []
 
     def watch(_conn, _cursor, statement, *_args):
@@ -117,12 +118,15 @@ def test_checkout_takes_the_stock_row_lock_last_on_postgres(pg_app):
 
     event.listen(db.engine, "before_cursor_execute", watch)
     try:
-        order = place_order(_checkout(vid, qty=1))
+        # A returning customer under a new name: their record's UPDATE is a row lock too.
+        order = place_order(_checkout(vid, qty=1, name="陳小文", phone="9333 4444"))
     finally:
         event.remove(db.engine, "before_cursor_execute", watch)
     stock_update = next(i for i, w in enumerate(writes) if w.startswith("UPDATE VARIANT"))
-    assert "INSERT INTO ORDER_SEARCH_DOC" in writes[:stock_update], writes
-    # After it: the ledger row, and the commit's look at the (now empty) search queue.
+    assert "INSERT INTO ORDER_SEARCH_DOC" in writes[:stock_update - 1], writes
+    # Just before it the customer's refresh; after it the ledger row, and the commit's
+    # look at the (now empty) search queue.
+    assert writes[stock_update - 1] == "UPDATE CUSTOMER SET", writes
     assert writes[stock_update:] == ["UPDATE VARIANT SET", "INSERT INTO STOCK_MOVE",
                                      "DELETE FROM ORDER_SEARCH_STALE"], writes
     assert db.session.get(Variant, vid).stock == 0 and order.number
