@@ -7,6 +7,7 @@ import secrets
 from zoneinfo import available_timezones
 
 from sqlalchemy import func, select
+from sqlalchemy.orm.util import identity_key
 
 from domain.db import db, write_transaction
 from domain.errors import NotFound, ValidationError
@@ -48,6 +49,7 @@ _SETTINGS_KEY = "shopdesk.store_settings"
 # Built once: every request reads the row (half the CPU of session.get, which builds
 # its statement anew). The row in the identity map, if any, is the one returned.
 _SETTINGS_ROW = select(StoreSettings).where(StoreSettings.id == 1)
+_SETTINGS_IDENTITY = identity_key(StoreSettings, 1)
 
 
 def get_settings() -> StoreSettings:
@@ -62,7 +64,11 @@ def get_settings() -> StoreSettings:
     held = session.info.get(_SETTINGS_KEY)
     if held is not None and held in session:
         return held
-    settings = session.scalars(_SETTINGS_ROW).first()
+    # A row this session already has (loaded by the caller, say) is used as it is,
+    # as session.get would; else one read.
+    settings = session.identity_map.get(_SETTINGS_IDENTITY)
+    if settings is None:
+        settings = session.scalars(_SETTINGS_ROW).first()
     if settings is None:
         return StoreSettings(
             id=1, name="My Shop", currency="HKD", timezone="Asia/Hong_Kong", plan="basic",
