@@ -10,7 +10,6 @@ transaction with the stock hold and the history event. This module sits below
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -172,45 +171,50 @@ _UPDATE_CUSTOMER = (update(Customer).where(Customer.id == bindparam("customer_id
                              for column in ("name", "phone", "email", "address")}))
 
 
-def _customer_id(details: CustomerDetails, *, refresh_later: bool = False
-                 ) -> tuple[int, Callable[[], None]]:
-    """Find the customer by phone or email, else create one; and the refresh of their
-    details (name, and whatever else was given), run now or, with ``refresh_later``,
-    when the caller calls it.
+@dataclass(frozen=True)
+class CustomerMatch:
+    """The customer record an order belongs to, and the details to write to it
+    (None when they are already so)."""
 
-    Later is for checkout: the UPDATE locks the customer's row until the commit on
-    PostgreSQL, and a customer with two checkouts at once (or a shared shop phone)
-    would otherwise wait through the whole of the other. Plain statements, not the
-    ORM's flush (a third of the time): a Customer object already loaded in this
-    session is not refreshed by them."""
+    id: int
+    fresh: dict[str, str] | None = None
+
+
+def _find_customer(details: CustomerDetails) -> CustomerMatch:
+    """Find the customer by phone or email, else create one. Plain statements, not the
+    ORM's flush (a third of the time): a Customer object already loaded in this session
+    is not refreshed by them."""
     session = db.session
     found = session.execute(_CUSTOMER_BY_PHONE, {"key": details.phone}).first() \
         if details.phone else None
     if found is None and details.email:
         found = session.execute(_CUSTOMER_BY_EMAIL, {"key": details.email}).first()
     if found is None:
-        return session.execute(_NEW_CUSTOMER, {
+        return CustomerMatch(session.execute(_NEW_CUSTOMER, {
             "name": details.name, "phone": details.phone, "email": details.email,
-            "address": details.address, "created_at": utcnow()}).scalar_one(), _nothing
+            "address": details.address, "created_at": utcnow()}).scalar_one())
     fresh = {"name": details.name, "phone": details.phone or found.phone,
              "email": details.email or found.email,
              "address": details.address or found.address}
-    if fresh == {"name": found.name, "phone": found.phone, "email": found.email,
-                 "address": found.address}:
-        return found.id, _nothing
-
-    def refresh() -> None:
-        session.execute(_UPDATE_CUSTOMER, {"customer_id": found.id,
-                                           **{f"new_{k}": v for k, v in fresh.items()}})
-
-    if not refresh_later:
-        refresh()
-        return found.id, _nothing
-    return found.id, refresh
+    unchanged = fresh == {"name": found.name, "phone": found.phone, "email": found.email,
+                          "address": found.address}
+    return CustomerMatch(found.id, None if unchanged else fresh)
 
 
-def _nothing() -> None:
-    return None
+def _refresh_customer(match: CustomerMatch) -> None:
+    """Write the customer's new details. On PostgreSQL the UPDATE locks their row until
+    the commit, so checkout runs it last: two checkouts of one customer (or a shared shop
+    phone) would otherwise each wait through the whole of the other."""
+    if match.fresh:
+        db.session.execute(_UPDATE_CUSTOMER, {
+            "customer_id": match.id, **{f"new_{k}": v for k, v in match.fresh.items()}})
+
+
+def _customer_id(details: CustomerDetails) -> int:
+    """Find or create the customer and refresh their details now."""
+    match = _find_customer(details)
+    _refresh_customer(match)
+    return match.id
 
 
 def _enabled(model, method_id, what: str | None = None):
@@ -265,7 +269,7 @@ class NewOrder:
     status: str
     total_cents: int
     payment_deadline_at: datetime | None
-    refresh_customer: Callable[[], None]  # the customer's new details, written last
+    customer: CustomerMatch  # its details are written last (_refresh_customer)
 
 
 # Built once, values given at execution: building an INSERT of 30 values cost more
@@ -292,10 +296,10 @@ def _new_order(lines, customer: CustomerDetails, payment: PaymentMethod,
     deadline, reminder = payment_deadline(payment, now)
     status = (OrderStatus.PENDING_PAYMENT if payment.is_manual else OrderStatus.PROCESSING).value
     session = db.session
-    customer_id, refresh_customer = _customer_id(customer, refresh_later=True)
+    match = _find_customer(customer)
     values = dict(
         kind="placed", source=source, status=status,
-        customer_id=customer_id, customer_name=customer.name,
+        customer_id=match.id, customer_name=customer.name,
         customer_phone=customer.phone, customer_phone_e164=store_e164(customer.phone),
         customer_email=customer.email, shipping_address=customer.address,
         payment_method_id=payment.id, payment_method_name=payment.name,
@@ -325,4 +329,4 @@ def _new_order(lines, customer: CustomerDetails, payment: PaymentMethod,
         "product_name": ln.product_name, "variant_name": ln.variant_name, "sku": ln.sku,
         "barcode": ln.barcode, "unit_price_cents": ln.unit_price_cents,
         "quantity": ln.quantity} for ln in lines])
-    return NewOrder(order_id, number, status, total, deadline, refresh_customer)
+    return NewOrder(order_id, number, status, total, deadline, match)

@@ -202,7 +202,7 @@ def _place(order_id: int, method: PaymentMethod, *, payment_reference: str,
         lines = list(draft.lines)
         hold_stock(((line.variant_id, line.quantity) for line in lines if line.variant_id),
                    order=draft, actor=Actor.customer(draft.customer_name))
-        customer_id, _ = _customer_id(CustomerDetails(
+        customer_id = _customer_id(CustomerDetails(
             draft.customer_name, draft.customer_phone, draft.customer_email,
             draft.shipping_address))
         deadline, reminder = payment_deadline(method, now)

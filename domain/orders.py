@@ -27,11 +27,11 @@ from domain.checkout import (  # noqa: F401  (re-exported, see below)
     Checkout,
     CustomerDetails,
     _build_lines,
-    _customer_id,
     _enabled,
     _lines_summary,
     _new_order,
     _recheck_for_sale,
+    _refresh_customer,
     check_expected_total,
     compute_totals,
     order_number_for,
@@ -177,13 +177,13 @@ def get_order_by_number(number: str) -> Order | None:
     return db.session.scalar(select(Order).where(Order.number == number))
 
 
+_BY_TOKEN = select(Order).where(Order.public_token == bindparam("token"))  # built once
+
+
 def get_order_by_token(token: str) -> Order | None:
     if not token or len(token) > 64:
         return None
     return db.session.scalar(_BY_TOKEN, {"token": token})
-
-
-_BY_TOKEN = select(Order).where(Order.public_token == bindparam("token"))  # built once
 
 
 # ---------------------------------------------------------------- actions
@@ -226,7 +226,7 @@ def place_order(checkout: Checkout, *, source: str = "online_store",
         # other checkout of that customer or item waits for it. A refusal rolls back the
         # order, its event and its messages too.
         search_text.refresh_pending(db.session())
-        placed.refresh_customer()
+        _refresh_customer(placed.customer)
         hold_stock(((ln.variant_id, ln.quantity) for ln in lines), order=placed, actor=actor)
     return get_order(placed.id)  # loaded after the write lock is let go
 

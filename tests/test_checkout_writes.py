@@ -9,6 +9,7 @@ from sqlalchemy import event, func, select
 from domain.db import db
 from domain.models import Customer, Order, OrderLine, Variant
 from domain.search import OrderQuery
+from domain.store import get_settings
 
 
 def customers() -> list[Customer]:
@@ -66,7 +67,7 @@ def test_the_number_is_written_with_the_row_and_found_at_once(app, make_order):
     # On SQLite the id is known under the write lock: no second write of the row
     # (which would index it for search a second time).
     assert updates == []
-    assert order.number == f"{order.number[:-5]}{10000 + order.id}"
+    assert order.number == f"{get_settings().order_prefix}{10000 + order.id}"
     assert [(ln.quantity, ln.order_id) for ln in order.lines] == [(2, order.id)]
     assert db.session.get(Variant, order.lines[0].variant_id).stock == 8
     for q in (order.number, "黃美玲", "98765432"):
