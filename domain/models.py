@@ -343,6 +343,9 @@ class Order(db.Model):
         # Covers every list filter, so counting search matches reads this small index.
         Index("ix_orders_search_cover", "id", "kind", "status", "placed_at", "created_at",
               "payment_method_id", "shipping_method_id", "delivery_status", "source"),
+        # A search's tab counts read only the status of each match: probing three
+        # columns by id costs half of probing the nine above (migration a3c5e7f9b1d4).
+        Index("ix_orders_status_by_id", "id", "kind", "status"),
     )
 
     @property

@@ -89,17 +89,31 @@ def _postgres_match(found: list[str]):
     return select(_pg_doc.c.order_id).where(or_(*clauses))
 
 
-def text_match(q: str, *, by_id: bool = True):
-    """A clause over ``Order`` true for orders whose text contains ``q``.
+def matching_ids(q: str):
+    """SELECT of the ids of the orders whose text contains ``q``, or None when no
+    order can match (no needle, or none short enough to lie inside one field)."""
+    found = [n for n in needles(q) if len(n) <= MAX_NEEDLE]
+    if not found:
+        return None
+    if db.engine.dialect.name == "sqlite":
+        return select(_fts.c.rowid).where(_fts.c.order_search.op("MATCH")(_sqlite_match(found)))
+    return _postgres_match(found)
+
+
+def ids_clause(ids, *, by_id: bool = True):
+    """A clause over ``Order`` true for the orders of ``ids`` (from matching_ids).
 
     ``by_id=False`` (SQLite) keeps the planner from fetching the matching
     orders by id: for one page of a broad search it then walks the date
     index and stops after a page, instead of fetching and sorting every match.
     """
-    found = [n for n in needles(q) if len(n) <= MAX_NEEDLE]
-    if not found:
+    if ids is None:
         return false()
     if db.engine.dialect.name == "sqlite":
-        ids = select(_fts.c.rowid).where(_fts.c.order_search.op("MATCH")(_sqlite_match(found)))
         return (Order.id if by_id else Order.id + 0).in_(ids)
-    return Order.id.in_(_postgres_match(found))
+    return Order.id.in_(ids)
+
+
+def text_match(q: str, *, by_id: bool = True):
+    """A clause over ``Order`` true for orders whose text contains ``q``."""
+    return ids_clause(matching_ids(q), by_id=by_id)
