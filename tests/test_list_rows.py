@@ -148,3 +148,23 @@ def test_template_gettext_says_what_jinjas_newstyle_gettext_says(app):
                     ours = app.jinja_env.from_string(source).render(x=hostile)
                     assert ours == jinja.from_string(source).render(x=hostile), (locale, source)
                     assert "<b" not in ours or "autoescape false" in source
+
+
+def test_the_print_menu_is_kept_once_per_language(app, owner, owner_client, make_order):
+    # The list's Print menu is rendered once per language and kept (kept_fragment): each
+    # reader still gets it in their own language, and its script's hashed name is live.
+    from domain.db import db
+
+    make_order()
+    for locale, word in (("en", "Print…"), ("zh_Hant_HK", "列印…"), ("en", "Print…")):
+        owner.locale = locale
+        db.session.commit()
+        for htmx in (False, True):
+            body = owner_client.get("/orders", htmx=htmx).get_data(as_text=True)
+            menu = re.search(r'<summary class="btn btn-small" data-testid="print-menu">(.*?)'
+                             r'</summary>', body)
+            assert menu and menu.group(1) == word, (locale, htmx)
+            assert re.search(r'<script src="/static/js/papers\.js\?v=[0-9a-f]{10}" defer>', body)
+    kept = app.extensions["shopdesk.kept_fragments"]
+    assert set(kept) == {("orders/_bulk_papers.html", "en"),
+                         ("orders/_bulk_papers.html", "zh_Hant_HK")}
