@@ -168,3 +168,17 @@ def test_the_print_menu_is_kept_once_per_language(app, owner, owner_client, make
     kept = app.extensions["shopdesk.kept_fragments"]
     assert set(kept) == {("orders/_bulk_papers.html", "en"),
                          ("orders/_bulk_papers.html", "zh_Hant_HK")}
+
+
+def test_the_rows_escape_exactly_as_markupsafe_does():
+    from markupsafe import escape
+
+    from blueprints.orders.rows import _esc
+
+    samples = [HOSTILE, "", "plain", "陳大文 & 李小明", "<>&\"'", "&amp; already", "a\u3000b",
+               "'; DROP TABLE orders; --", "\u202e\u0000\ufeff", "10% <off>", 12345]
+    samples += ["".join(random.Random(seed).choice("<>&\"'ab陳 ") for _ in range(20))
+                for seed in range(200)]
+    for value in samples:
+        assert _esc(value) == str(escape(value)), value
+    assert _esc(Markup("<b>kept</b>")) == "<b>kept</b>"  # as escape() leaves Markup
