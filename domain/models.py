@@ -119,6 +119,9 @@ class UserSession(db.Model):
     user_agent: Mapped[str] = mapped_column(String(255), default="")
     device: Mapped[str] = mapped_column(String(80), default="")
     address: Mapped[str] = mapped_column(String(45), default="")
+    # Loaded with the record on every desk request (sessions.resolve), so the user
+    # loader finds the user without a second statement.
+    user: Mapped[User] = relationship()
 
     @property
     def remembered(self) -> bool:

@@ -24,7 +24,8 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from domain.db import _write_intent, db, write_transaction
@@ -121,6 +122,10 @@ def start_session(user_id: int, *, user_agent: str = "", address: str = "",
                    f"{record.id}.{token}" if token else None, record.expires_at)
 
 
+_SESSION_WITH_USER = (select(UserSession).options(joinedload(UserSession.user))
+                      .where(UserSession.id == bindparam("session_id")))
+
+
 def resolve(value: object, *, address: str = "", now: datetime | None = None) -> UserSession | None:
     """The live session record for a session-cookie value, or None.
 
@@ -130,7 +135,9 @@ def resolve(value: object, *, address: str = "", now: datetime | None = None) ->
     if parts is None:
         return None
     now = now or utcnow()
-    record = db.session.get(UserSession, parts[0])
+    # The record and its user in one statement: the user loader's session.get(User)
+    # then finds the user in the session (held by record.user) instead of asking again.
+    record = db.session.scalar(_SESSION_WITH_USER, {"session_id": parts[0]})
     if record is None or record.expires_at <= now:
         return None
     if not hmac.compare_digest(record.secret_hash, _digest(parts[1])):

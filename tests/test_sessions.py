@@ -512,3 +512,30 @@ def test_a_phone_moving_between_networks_stays_signed_in(app, owner):
     client.http._http.environ_base["REMOTE_ADDR"] = "198.51.100.23"
     assert signed_in(client)
     assert live_count(owner.id) == 1
+
+
+def test_a_desk_request_reads_its_session_and_user_in_one_statement(app, owner):
+    from sqlalchemy import event
+
+    client = Client(app).login(owner)
+    seen = []
+
+    def record(conn, cursor, statement, *args):
+        if re.search(r'FROM "?user_session"?|FROM "?user"?\b', statement):
+            seen.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        assert client.get("/orders").status_code == 200
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    assert len(seen) == 1 and "JOIN" in seen[0], seen
+
+
+def test_a_deactivated_user_is_signed_out_on_the_next_request(app, owner):
+    client = Client(app).login(owner)
+    assert client.get("/orders").status_code == 200
+    db.session.get(User, owner.id).active = False
+    db.session.commit()
+    response = client.get("/orders")
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
