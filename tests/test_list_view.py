@@ -115,6 +115,29 @@ def test_chips_come_with_the_htmx_fragment(owner_client, make_order):
     body = response.get_data(as_text=True)
     assert response.status_code == 200 and "<html" not in body
     assert body.count('class="filter-chip"') == 1
+    # the chips name their methods: a fragment reads the methods it filters by, and only those
+    assert f"</span> {ship.name}" in body
+    fps = db.session.query(PaymentMethod).filter_by(code="fps").one()
+    from sqlalchemy import event
+
+    tables = []
+
+    def record(conn, cursor, statement, *args):
+        tables.extend(re.findall(r"FROM (payment_method|shipping_method)\b", statement))
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        body = owner_client.get(f"/orders?payment={fps.id}", headers={"HX-Request": "true"})\
+            .get_data(as_text=True)
+        assert body.count('class="filter-chip"') == 1 and "FPS" in body
+        assert tables == ["payment_method"], tables
+        tables.clear()
+        owner_client.get("/orders", headers={"HX-Request": "true"})
+        assert tables == []
+        owner_client.get("/orders")  # the whole page lists every method in its filter panel
+        assert set(tables) == {"payment_method", "shipping_method"}
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
 
 
 def test_empty_result_offers_clear_filters(owner_client, make_order):

@@ -116,9 +116,12 @@ def index():
         # (Not when an argument was refused: the page explains why instead.)
         return redirect(canonical)
     page, counts = query.page_with_tab_counts()
-    payment_methods, shipping_methods = enabled_payment_methods(), enabled_shipping_methods()
-    # The filter panel, which lists every product, is outside the htmx fragment: a fragment
-    # only needs the names of the products it filters by (for their chips).
+    # The filter panel, which lists every method and product, is outside the htmx
+    # fragment: a fragment only needs the names of those it filters by (for their chips).
+    payment_methods = enabled_payment_methods() \
+        if not is_htmx() or query.payment_method_ids else []
+    shipping_methods = enabled_shipping_methods() \
+        if not is_htmx() or query.shipping_method_ids else []
     products = [] if is_htmx() else all_products()
     names = product_names(query.product_ids) if is_htmx() else {p.id: p.name for p in products}
     presets = list_view.date_presets(list_view.store_today())
