@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from domain.db import db
 from domain.i18n import N_
@@ -126,15 +126,20 @@ class ItemsSummary:
     more: int  # other lines besides the first
 
 
+# Built once, and run on the session's connection (Core: plain rows, no ORM layer):
+# building it and its 50 ids per page cost three times its SQL.
+_PAGE_LINES = (select(OrderLine.order_id, OrderLine.product_name, OrderLine.variant_name,
+                      OrderLine.quantity)
+               .where(OrderLine.order_id.in_(bindparam("ids", expanding=True)))
+               .order_by(OrderLine.order_id, OrderLine.id))
+
+
 def items_summaries(order_ids: list[int]) -> dict[int, ItemsSummary]:
     """For one page of orders, each order's first line and how many more: one query
     through order_line's order_id index ("曲奇禮盒 ×2, +1 more")."""
     if not order_ids:
         return {}
-    rows = db.session.execute(
-        select(OrderLine.order_id, OrderLine.product_name, OrderLine.variant_name,
-               OrderLine.quantity)
-        .where(OrderLine.order_id.in_(order_ids)).order_by(OrderLine.order_id, OrderLine.id)).all()
+    rows = db.session.connection().execute(_PAGE_LINES, {"ids": list(order_ids)}).all()
     first: dict[int, tuple[str, int]] = {}
     counts: dict[int, int] = {}
     for order_id, product, variant, quantity in rows:

@@ -67,7 +67,8 @@ ListedOrder = namedtuple("ListedOrder", [column.key for column in _ROW_COLUMNS])
 
 
 def _rows(statement: Select) -> list[ListedOrder]:
-    return list(map(ListedOrder._make, db.session.execute(statement)))
+    # On the session's connection (its transaction), without the ORM layer: plain rows.
+    return list(map(ListedOrder._make, db.session.connection().execute(statement)))
 
 
 # A search or filter counts its matches exactly up to this many; above it the list
