@@ -52,12 +52,16 @@ _ROW_COLUMNS = (
     Order.shipping_kind, Order.tracking_code, Order.tracking_code_by_carrier)
 
 
+# SELECT of orders as the list shows them: rows of _ROW_COLUMNS (ListedOrder), read by
+# attribute like an order (row.number). Not ORM objects: loading 50 of them (identity
+# map, instance state, a refusal set on each of 26 unread columns) cost more than the
+# page's own SQL, and a row has no other column to read by mistake (AttributeError).
+# Built once; each page adds its WHERE, ORDER BY and LIMIT to a copy (generative).
+_LISTED = select(*_ROW_COLUMNS)
+
+
 def _listed() -> Select:
-    """SELECT of orders as the list shows them: rows of _ROW_COLUMNS (ListedOrder), read by
-    attribute like an order (row.number). Not ORM objects: loading 50 of them (identity
-    map, instance state, a refusal set on each of 26 unread columns) cost more than
-    the page's own SQL, and a row has no other column to read by mistake (AttributeError)."""
-    return select(*_ROW_COLUMNS)
+    return _LISTED
 
 
 # A listed order: a named tuple, whose fields read at C speed. A Row's attribute goes
