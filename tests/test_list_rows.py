@@ -182,3 +182,25 @@ def test_the_rows_escape_exactly_as_markupsafe_does():
     for value in samples:
         assert _esc(value) == str(escape(value)), value
     assert _esc(Markup("<b>kept</b>")) == "<b>kept</b>"  # as escape() leaves Markup
+
+
+def test_the_kept_language_name_follows_force_locale_and_refresh(app):
+    # current_locale keeps the name beside Flask-Babel's locale object: a switch
+    # (force_locale, an order's language) or a refresh() must still be seen at once.
+    from flask import g
+    from flask_babel import force_locale, refresh
+
+    from blueprints.i18n import current_locale
+
+    with app.test_request_context("/", headers={"Accept-Language": "zh-HK"}):
+        first = current_locale()
+        assert current_locale() == first
+        assert g._flask_babel.shopdesk_locale_name[1] == first
+        with force_locale("zh_Hant_HK"):
+            assert current_locale() == "zh_Hant_HK"
+        with force_locale("en"):
+            assert current_locale() == "en"
+        assert current_locale() == first
+        g._flask_babel.babel_locale = None  # what refresh() leaves: looked up again
+        refresh()
+        assert current_locale() == first
