@@ -274,7 +274,11 @@ class OrderQuery:
 
     @property
     def has_filters(self) -> bool:
-        return bool(self.q or self.date_from or self.date_to or self.payment_method_ids
+        return bool(self.q or self._filters_besides_text)
+
+    @property
+    def _filters_besides_text(self) -> bool:
+        return bool(self.date_from or self.date_to or self.payment_method_ids
                     or self.shipping_method_ids or self.delivery_statuses or self.sources
                     or self.product_ids or self.low_stock or self.not_printed)
 
@@ -336,12 +340,19 @@ class OrderQuery:
             clauses.append(~select(OrderEvent.id).where(
                 OrderEvent.order_id == Order.id, OrderEvent.type == PRINTED_EVENT).exists())
         if self.q:
-            from domain.search_index import ids_clause, matching_ids
+            from domain.search_index import ids_clause
 
-            if "ids" not in self._clauses:  # one FTS query for both by_id forms
-                self._clauses["ids"] = matching_ids(self.q)
-            clauses.append(ids_clause(self._clauses["ids"], by_id=by_id))
+            clauses.append(ids_clause(self._matching_ids(), by_id=by_id))
         return clauses
+
+    def _matching_ids(self):
+        """The search's SELECT of matching order ids (search_index.matching_ids), built
+        once for every statement of this query."""
+        from domain.search_index import matching_ids
+
+        if "ids" not in self._clauses:
+            self._clauses["ids"] = matching_ids(self.q)
+        return self._clauses["ids"]
 
     def order_ids(self) -> Select:
         """SELECT of matching order ids (for bulk actions and export)."""
@@ -476,8 +487,7 @@ class OrderQuery:
         one would read every match."""
         if not self.has_filters:
             return order_counts.status_counts("placed" if self.list == "paid" else "draft")
-        sample = (select(Order.status).where(*self.where_clauses(with_status=False))
-                  .limit(COUNT_CAP + 1).subquery())
+        sample = self._status_sample()
         rows = db.session.execute(
             select(sample.c.status, func.count()).group_by(sample.c.status)).all()
         if sum(number for _status, number in rows) > COUNT_CAP:
@@ -489,6 +499,25 @@ class OrderQuery:
         counts[""] = sum(counts.values())
         counts[TODO] = sum(counts[s] for s in TODO_STATUSES)
         return counts
+
+    def _status_sample(self):
+        """The statuses of the first COUNT_CAP + 1 matches, in no order (a subquery).
+
+        A search alone on SQLite is read from the text index outwards: each match it
+        yields, its order's kind and status (one probe), stopping at COUNT_CAP + 1. As
+        ``id IN (matches)`` SQLite first read every match into a list: at 1,000,000
+        orders 3-19 ms for a broad search (大文, Kelvin, denim), against 0.5-1.2 ms. With
+        another filter (a date range, a method) the IN form stays: the filter's index
+        then finds the few orders that also match, where this would read matches that
+        fail it."""
+        ids = self._matching_ids() if self.q and not self._filters_besides_text else None
+        if ids is not None and db.engine.dialect.name == "sqlite":
+            found = ids.subquery("found")
+            kind = "placed" if self.list == "paid" else "draft"
+            return (select(Order.status).select_from(found.join(Order, Order.id == found.c.rowid))
+                    .where(Order.kind == kind).limit(COUNT_CAP + 1).subquery())
+        return (select(Order.status).where(*self.where_clauses(with_status=False))
+                .limit(COUNT_CAP + 1).subquery())
 
     def list_counts(self) -> dict[str, int]:
         """How many placed and draft orders exist, unfiltered (for the list switch)."""

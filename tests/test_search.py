@@ -18,8 +18,8 @@ from domain.db import db
 from domain.demo import seed_demo
 from domain.models import Order, OrderLine, PaymentMethod, Product, ShippingMethod, Variant
 from domain.orders import Checkout, CustomerDetails, place_order
-from domain.search import OrderQuery
-from domain.search_index import needles
+from domain.search import TODO, OrderQuery
+from domain.search_index import needles, text_match
 
 STAFF = Actor("staff", 1, "Tester")
 
@@ -459,9 +459,28 @@ def test_a_searchs_tab_counts_probe_the_narrow_index(shop, q):
     assert "COVERING INDEX ix_orders_search_cover (id=?" in plan_of(dated)
 
 
-def test_not_by_id_walks_the_date_index_and_finds_the_same(shop):
-    from domain.search_index import text_match
+@pytest.mark.parametrize("q", ["kelvin", "大文", "文", "@example", "4567", "nobody", '"'])
+def test_a_searchs_tab_counts_read_the_text_index_outwards(shop, q):
+    # A search alone: the text index drives (each match probes its order), so a broad
+    # search stops at the cap instead of listing every match first. Same counts as
+    # the IN form, in both lists; with a date filter the IN form stays.
+    for lst in ("paid", "unpaid"):
+        query = OrderQuery(q=q, list=lst)
+        plan = plan_of(select(query._status_sample()))
+        assert re.search(r"SCAN (order_search|f) VIRTUAL TABLE.*SEARCH orders", plan), plan
+        kind = "placed" if lst == "paid" else "draft"
+        expected = dict(db.session.execute(
+            select(Order.status, func.count()).where(Order.kind == kind, text_match(q))
+            .group_by(Order.status)).all())
+        counts = query.tab_counts()
+        assert {k: v for k, v in counts.items() if v and k not in ("", TODO)} == expected, q
+        assert counts[""] == sum(expected.values())
+    dated = OrderQuery(q=q, date_from=date(2026, 1, 1))
+    assert "SEARCH orders USING COVERING INDEX ix_orders_search_cover" in plan_of(
+        select(dated._status_sample()))
 
+
+def test_not_by_id_walks_the_date_index_and_finds_the_same(shop):
     for q in ["@example", "大文", "文", "4567", "nobody"]:
         by_id = set(db.session.scalars(select(Order.number).where(text_match(q))))
         walked = set(db.session.scalars(select(Order.number).where(text_match(q, by_id=False))))
