@@ -75,6 +75,9 @@ def _rows(statement: Select) -> list[ListedOrder]:
     return list(map(ListedOrder._make, db.session.connection().execute(statement)))
 
 
+# A broad search's first page reads the text index from this many ids below the newest
+# (OrderQuery._recent_first_page), checking that nothing older belongs on it.
+RECENT_IDS = 20_000
 # A search or filter counts its matches exactly up to this many; above it the list
 # says "more than 1,000" (as the big admin tools do), so a broad search costs the same
 # at a million orders as at a hundred thousand instead of counting every match.
@@ -304,7 +307,8 @@ class OrderQuery:
             self._clauses[key] = tuple(self._build_clauses(with_status, by_id))
         return list(self._clauses[key])
 
-    def _build_clauses(self, with_status: bool, by_id: bool) -> list:
+    def _build_clauses(self, with_status: bool, by_id: bool, *, ids=None) -> list:
+        """The clauses of where_clauses; ``ids`` stands in for the search's matches."""
         kind = "placed" if self.list == "paid" else "draft"
         date_col = Order.placed_at if kind == "placed" else Order.created_at
         clauses = [Order.kind == kind]
@@ -342,7 +346,7 @@ class OrderQuery:
         if self.q:
             from domain.search_index import ids_clause
 
-            clauses.append(ids_clause(self._matching_ids(), by_id=by_id))
+            clauses.append(ids_clause(self._matching_ids() if ids is None else ids, by_id=by_id))
         return clauses
 
     def _matching_ids(self):
@@ -424,6 +428,8 @@ class OrderQuery:
         items = self._keyset_page(where, limit=take)
         backwards = items is not None and not self.after
         if items is None:
+            items = self._recent_first_page(take)
+        if items is None:
             items = _rows(
                 _listed().where(*where).order_by(*self._ordering())
                 .limit(take).offset((self.page - 1) * self.per_page))
@@ -441,6 +447,37 @@ class OrderQuery:
             return Page(items, reached, self.page, self.per_page)
         return Page(items, COUNT_CAP, self.page, self.per_page, more=True,
                     next_exists=next_exists)
+
+    def _recent_first_page(self, take: int) -> list | None:
+        """The first ``take`` rows of a broad search's first page, read from its recent
+        matches only, or None when that cannot be shown exact (then all are read).
+
+        Walking the date index, SQLite checks each order against the list of every
+        match, and listing them cost in proportion to the matches: at 1,000,000 orders
+        ~3 ms for 大文, ~18 ms for denim. The newest orders have the highest ids, so the
+        text index is read from RECENT_IDS below the newest id up. Exact when no order
+        below that id sorts before the last row taken (a draft placed lately, say):
+        one look at the date index's newest entries says so."""
+        if (self.page != 1 or self.list != "paid" or self.sort or self.status == TODO
+                or not self.q or self._filters_besides_text
+                or db.engine.dialect.name != "sqlite"):
+            return None
+        floor = (db.session.scalar(select(func.max(Order.id))) or 0) - RECENT_IDS
+        from domain.search_index import matching_ids
+
+        recent = matching_ids(self.q, from_id=floor) if floor > 0 else None
+        if recent is None:
+            return None
+        rows = _rows(_listed().where(*self._build_clauses(True, False, ids=recent))
+                     .order_by(*self._ordering()).limit(take))
+        if len(rows) < take:
+            return None  # too few recent matches to fill the page: read them all
+        last = rows[-1]
+        older_first = db.session.scalar(select(Order.id).where(
+            Order.kind == "placed", Order.id < floor,
+            tuple_(Order.placed_at, Order.id) > tuple_(literal(last.placed_at, Order.placed_at.type),
+                                                       last.id)).limit(1))
+        return rows if older_first is None else None
 
     def _keyset_page(self, where: list, *, limit: int | None = None) -> list | None:
         """The page after (or before) the cursor's order, by index range; None when there

@@ -67,9 +67,11 @@ _EXPAND = ("""coalesce((SELECT group_concat('"' || replace(term, '"', '""') || '
            """FROM order_search_vocab WHERE term >= :{name} AND term < :{name}_top), '""')""")
 
 
-def _sqlite_ids(found: list[str]):
-    """SELECT of the rowids of the documents holding any needle (an FTS5 MATCH).
-    Phrases are bound values, never SQL: operators typed in a search stay text."""
+def _sqlite_ids(found: list[str], from_id: int | None = None):
+    """SELECT of the rowids of the documents holding any needle (an FTS5 MATCH), from
+    ``from_id`` up when given (FTS5 seeks there: a broad search's recent matches are
+    read without listing the older ones). Phrases are bound values, never SQL:
+    operators typed in a search stay text."""
     parts, values = [], []
     phrases = [_phrase(n) for n in found if len(n) >= 3]
     if phrases:
@@ -82,7 +84,11 @@ def _sqlite_ids(found: list[str]):
         values += [bindparam(name, short, type_=String),
                    bindparam(f"{name}_top", short + _TOP, type_=String)]
     match = " || ' OR ' || ".join(parts)
-    return text(f"SELECT rowid FROM order_search WHERE order_search MATCH {match}") \
+    since = ""
+    if from_id is not None:
+        since = " AND rowid >= :fts_from_id"
+        values.append(bindparam("fts_from_id", from_id, type_=Integer))
+    return text(f"SELECT rowid FROM order_search WHERE order_search MATCH {match}{since}") \
         .bindparams(*values).columns(column("rowid", Integer))
 
 
@@ -99,14 +105,15 @@ def _postgres_match(found: list[str]):
     return select(_pg_doc.c.order_id).where(or_(*clauses))
 
 
-def matching_ids(q: str):
+def matching_ids(q: str, *, from_id: int | None = None):
     """SELECT of the ids of the orders whose text contains ``q``, or None when no
-    order can match (no needle, or none short enough to lie inside one field)."""
+    order can match (no needle, or none short enough to lie inside one field).
+    ``from_id`` (SQLite only): only the ids from there up."""
     found = [n for n in needles(q) if len(n) <= MAX_NEEDLE]
     if not found:
         return None
     if db.engine.dialect.name == "sqlite":
-        return _sqlite_ids(found)
+        return _sqlite_ids(found, from_id)
     return _postgres_match(found)
 
 

@@ -179,3 +179,50 @@ def test_export_all_past_the_cap_exports_every_match(owner_client, kelvins):
     numbers = [row[0] for row in sheet.iter_rows(min_row=2, values_only=True)]
     expected = db.session.scalars(select(Order.number).where(Order.id.in_(kelvins)))
     assert sorted(numbers) == sorted(expected)
+
+
+def test_a_broad_searchs_first_page_read_from_its_recent_matches_is_exact(app, make_order,
+                                                                         monkeypatch):
+    # Past the cap, page 1 reads the text index from RECENT_IDS below the newest id up
+    # (OrderQuery._recent_first_page) and checks nothing older sorts before its last row.
+    from datetime import timedelta
+
+    from sqlalchemy import event, update
+
+    from domain.models import utcnow
+
+    monkeypatch.setattr(search, "RECENT_IDS", 6)
+    made = [make_order(name=f"Kelvin Lau {i}") for i in range(12)]
+    seen = []
+
+    def record(conn, cursor, statement, *args):
+        seen.append(statement)
+
+    def first_page(**args):
+        seen.clear()
+        page = query(q="Kelvin", **args).page_results()
+        assert page.more and page.next_exists
+        return ids(page)
+
+    def expected(**args):
+        return newest_first(query(q="Kelvin", **args))[:PER_PAGE]
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        assert first_page() == expected() == [o.id for o in made[::-1][:PER_PAGE]]
+        assert any("rowid >= " in s for s in seen), seen  # read from the recent matches
+        assert first_page(status="pending_payment") == expected(status="pending_payment")
+        # An old order placed lately sorts first: the recent read cannot see it, so the
+        # check sends the page the long way, and it is still exact.
+        db.session.execute(update(Order).where(Order.id == made[0].id)
+                           .values(placed_at=utcnow() + timedelta(minutes=5)))
+        db.session.commit()
+        assert first_page() == expected() and first_page()[0] == made[0].id
+        # Fewer recent matches than a page and one: all are read.
+        monkeypatch.setattr(search, "RECENT_IDS", 2)
+        assert first_page() == expected()
+        # Page 2 and the Next link are read as before.
+        assert ids(query(q="Kelvin", page=2).page_results()) == \
+            newest_first(query(q="Kelvin"))[PER_PAGE:2 * PER_PAGE]
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
