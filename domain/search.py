@@ -78,6 +78,8 @@ def _rows(statement: Select) -> list[ListedOrder]:
 # A broad search's first page reads the text index from this many ids below the newest
 # (OrderQuery._recent_first_page), checking that nothing older belongs on it.
 RECENT_IDS = 20_000
+# Past the cap, a search with at most this many matches is fetched by id and sorted.
+FEW_MATCHES = 3000
 # A search or filter counts its matches exactly up to this many; above it the list
 # says "more than 1,000" (as the big admin tools do), so a broad search costs the same
 # at a million orders as at a hundred thousand instead of counting every match.
@@ -403,21 +405,31 @@ class OrderQuery:
             return self._page_past_the_cap()
         pages = max(1, math.ceil(total / self.per_page))
         page = min(self.page, pages)
-        where = self.where_clauses(by_id=total <= BY_ID_LIMIT)
+        by_id = total <= BY_ID_LIMIT
+        where = self.where_clauses(by_id=by_id)
         start = (page - 1) * self.per_page
         end = min(start + self.per_page, total)
         items = self._keyset_page(where) if page == self.page else None
         if items is None and start > total // 2:
             # Past the middle, read from the other end: the last page costs what the
             # first does, instead of stepping over every row before it.
-            items = _rows(
-                _listed().where(*where).order_by(*self._ordering(reverse=True))
-                .limit(max(0, end - start)).offset(total - end))[::-1]
+            items = self._page_rows(where, by_id=by_id, reverse=True,
+                                    limit=max(0, end - start), offset=total - end)[::-1]
         if items is None:
-            items = _rows(
-                _listed().where(*where).order_by(*self._ordering())
-                .limit(self.per_page).offset(start))
+            items = self._page_rows(where, by_id=by_id, limit=self.per_page, offset=start)
         return Page(items, total, page, self.per_page)
+
+    def _page_rows(self, where: list, *, by_id: bool, limit: int, offset: int = 0,
+                   reverse: bool = False) -> list[ListedOrder]:
+        """One page's rows. A search's matches fetched by id (by_id) are first put in
+        order by their ids alone, through the covering index, and only the page's rows
+        are then read: sorting a thousand matches by reading each whole row cost 3.8 ms
+        at 1,000,000 orders, this way 2.3-2.8 ms."""
+        ordering = self._ordering(reverse=reverse)
+        if by_id and self.q and self.sort_key()[0] == "date":
+            chosen = select(Order.id).where(*where).order_by(*ordering).limit(limit).offset(offset)
+            return _rows(_listed().where(Order.id.in_(chosen)).order_by(*ordering))
+        return _rows(_listed().where(*where).order_by(*ordering).limit(limit).offset(offset))
 
     def _page_past_the_cap(self) -> Page:
         """A page of a list with more than COUNT_CAP matches: no last page to read from,
@@ -429,6 +441,9 @@ class OrderQuery:
         backwards = items is not None and not self.after
         if items is None:
             items = self._recent_first_page(take)
+        if items is None and self._few_matches():
+            items = self._page_rows(self.where_clauses(), by_id=True, limit=take,
+                                    offset=(self.page - 1) * self.per_page)
         if items is None:
             items = _rows(
                 _listed().where(*where).order_by(*self._ordering())
@@ -447,6 +462,20 @@ class OrderQuery:
             return Page(items, reached, self.page, self.per_page)
         return Page(items, COUNT_CAP, self.page, self.per_page, more=True,
                     next_exists=next_exists)
+
+    def _few_matches(self) -> bool:
+        """Past the cap, whether a search alone (SQLite) has at most FEW_MATCHES matches
+        (counted in the text index only): then fetching them by id and sorting beats
+        walking the date index, where sparse matches are far apart (陈大文 at 1,000,000
+        orders: 2.3 ms against 6.9 ms)."""
+        if not self.q or self._filters_besides_text or db.engine.dialect.name != "sqlite":
+            return False
+        ids = self._matching_ids()
+        if ids is None:
+            return False
+        found = ids.subquery()
+        return db.session.scalar(select(func.count()).select_from(
+            select(found.c.rowid).limit(FEW_MATCHES + 1).subquery())) <= FEW_MATCHES
 
     def _recent_first_page(self, take: int) -> list | None:
         """The first ``take`` rows of a broad search's first page, read from its recent
@@ -468,10 +497,19 @@ class OrderQuery:
         recent = matching_ids(self.q, from_id=floor) if floor > 0 else None
         if recent is None:
             return None
-        rows = _rows(_listed().where(*self._build_clauses(True, False, ids=recent))
+        found = recent.subquery()
+        if db.session.scalar(select(func.count()).select_from(
+                select(found.c.rowid).limit(take).subquery())) < take:
+            return None  # too few recent matches to fill the page: read them all
+        # The walk stops at the time the first recent order was made: a recent match placed
+        # before it (none should be) would sort after every row taken here anyway.
+        since = db.session.scalar(select(Order.created_at).where(Order.id >= floor)
+                                  .order_by(Order.id).limit(1))
+        rows = _rows(_listed().where(*self._build_clauses(True, False, ids=recent),
+                                     Order.placed_at >= since)
                      .order_by(*self._ordering()).limit(take))
         if len(rows) < take:
-            return None  # too few recent matches to fill the page: read them all
+            return None  # the status tab has too few of them: read them all
         last = rows[-1]
         older_first = db.session.scalar(select(Order.id).where(
             Order.kind == "placed", Order.id < floor,

@@ -28,9 +28,12 @@ PER_PAGE = 3
 STAFF = Actor("staff", 1, "Tester")
 
 
-@pytest.fixture(autouse=True)
-def small_cap(monkeypatch):
+@pytest.fixture(autouse=True, params=["by id", "walked"])
+def small_cap(monkeypatch, request):
     monkeypatch.setattr(search, "COUNT_CAP", CAP)
+    # Past the cap a search with few matches is fetched by id and sorted, one with many
+    # walks the date index (domain.search.FEW_MATCHES): every test runs both ways.
+    monkeypatch.setattr(search, "FEW_MATCHES", 3000 if request.param == "by id" else 1)
 
 
 @pytest.fixture
