@@ -485,6 +485,8 @@ class OrderQuery:
         if not self.q or self._filters_besides_text or db.engine.dialect.name != "sqlite":
             return False
         few = min(FEW_MATCHES, math.isqrt(FEW_SCALE * top))
+        if few <= COUNT_CAP:
+            return False  # past the cap there are more matches than that: no need to count
         ids = self._matching_ids()
         if ids is None:
             return False
