@@ -140,18 +140,26 @@ def current_locale() -> str:
     """The reader's language now ("en", "zh_Hant_HK"). Read from Flask-Babel's locale
     object for the request, its name kept beside it (a page asks ~140 times: each
     money, time and URL, and get_locale() walks three context proxies, str() builds
-    the name anew). Keyed by that object, as _translations is, so force_locale and
-    refresh() are followed exactly."""
+    the name anew)."""
+    return _kept_for_locale("shopdesk_locale_name", lambda: str(get_locale() or DEFAULT_LOCALE))
+
+
+def _kept_for_locale(name: str, make):
+    """``make()``, kept for the request beside Flask-Babel's locale object (its
+    ``name`` attribute) and keyed by that object, so force_locale (which swaps it) and
+    refresh() (which drops it) are followed exactly. Before the locale is looked up
+    (or outside a request) it is made each time."""
     state = getattr(g, "_flask_babel", None) if g else None
     locale = getattr(state, "babel_locale", None)
     if locale is None:
-        return str(get_locale() or DEFAULT_LOCALE)
-    kept = getattr(state, "shopdesk_locale_name", None)
+        return make()
+    kept = getattr(state, name, None)
     if kept is not None and kept[0] is locale:
         return kept[1]
-    name = str(locale)
-    state.shopdesk_locale_name = (locale, name)
-    return name
+    value = make()
+    if getattr(state, "babel_locale", None) is locale:  # not changed by make() itself
+        setattr(state, name, (locale, value))
+    return value
 
 
 def html_lang() -> str:
@@ -352,17 +360,7 @@ def _translations():
     bound = bound_translations()
     if bound is not None:
         return bound
-    state = getattr(g, "_flask_babel", None) if g else None
-    locale = getattr(state, "babel_locale", None)
-    if locale is None:
-        return get_translations()
-    kept = getattr(state, "shopdesk_translations", None)
-    if kept is not None and kept[0] is locale:
-        return kept[1]
-    translations = get_translations()
-    if getattr(state, "babel_locale", None) is locale:  # not changed by the lookup itself
-        state.shopdesk_translations = (locale, translations)
-    return translations
+    return _kept_for_locale("shopdesk_translations", get_translations)
 
 
 def current_translations():

@@ -60,14 +60,18 @@ _ROW_COLUMNS = (
 _LISTED = select(*_ROW_COLUMNS)
 
 
-def _listed() -> Select:
-    return _LISTED
-
-
 # A listed order: a named tuple, whose fields read at C speed. A Row's attribute goes
 # through its key map: with Rows a page's markup (blueprints/orders/rows.py) took
 # 2.5 ms, with these 1.8 ms.
 ListedOrder = namedtuple("ListedOrder", [column.key for column in _ROW_COLUMNS])
+
+
+def _count_up_to(ids, limit: int) -> int:
+    """How many of a search's matches (search_index.matching_ids, SQLite) there are, up
+    to ``limit``: read in the text index alone, stopping there."""
+    found = ids.subquery()
+    return db.session.scalar(select(func.count()).select_from(
+        select(found.c.rowid).limit(limit).subquery()))
 
 
 def _rows(statement: Select) -> list[ListedOrder]:
@@ -78,8 +82,9 @@ def _rows(statement: Select) -> list[ListedOrder]:
 # A broad search's first page reads the text index from this many ids below the newest
 # (OrderQuery._recent_first_page), checking that nothing older belongs on it.
 RECENT_IDS = 20_000
-# ... once the store has this many orders (ids): below it, listing every match is cheaper
-# than the recent read's three extra statements (a 100,000-order store: 0.5 ms, 1.8 ms).
+# ... once the store has had this many orders (ids): below it the recent read's three
+# extra statements cost more than they save (大文 at 100,000 orders: 8.5-8.7 ms a request
+# with them, 7.7-8.0 without).
 RECENT_FROM = 200_000
 # Past the cap, a search with few matches is fetched by id and sorted: at most
 # sqrt(FEW_SCALE × orders) of them, and never more than FEW_MATCHES (_few_matches).
@@ -287,6 +292,17 @@ class OrderQuery:
         return bool(self.q or self._filters_besides_text)
 
     @property
+    def _kind(self) -> str:
+        return "placed" if self.list == "paid" else "draft"
+
+    @property
+    def _text_alone_on_sqlite(self) -> bool:
+        """A search with no other filter, on SQLite: the case the text index's shorter
+        ways serve (the outward tab counts, the recent first page, few matches by id)."""
+        return bool(self.q) and not self._filters_besides_text \
+            and db.engine.dialect.name == "sqlite"
+
+    @property
     def _filters_besides_text(self) -> bool:
         return bool(self.date_from or self.date_to or self.payment_method_ids
                     or self.shipping_method_ids or self.delivery_statuses or self.sources
@@ -316,7 +332,7 @@ class OrderQuery:
 
     def _build_clauses(self, with_status: bool, by_id: bool, *, ids=None) -> list:
         """The clauses of where_clauses; ``ids`` stands in for the search's matches."""
-        kind = "placed" if self.list == "paid" else "draft"
+        kind = self._kind
         date_col = Order.placed_at if kind == "placed" else Order.created_at
         clauses = [Order.kind == kind]
         if with_status and self.status == TODO and kind == "placed":
@@ -433,8 +449,8 @@ class OrderQuery:
         ordering = self._ordering(reverse=reverse)
         if by_id and self.q and self.sort_key()[0] == "date":
             chosen = select(Order.id).where(*where).order_by(*ordering).limit(limit).offset(offset)
-            return _rows(_listed().where(Order.id.in_(chosen)).order_by(*ordering))
-        return _rows(_listed().where(*where).order_by(*ordering).limit(limit).offset(offset))
+            return _rows(_LISTED.where(Order.id.in_(chosen)).order_by(*ordering))
+        return _rows(_LISTED.where(*where).order_by(*ordering).limit(limit).offset(offset))
 
     def _page_past_the_cap(self) -> Page:
         """A page of a list with more than COUNT_CAP matches: no last page to read from,
@@ -447,8 +463,7 @@ class OrderQuery:
         # A search alone on SQLite may take a shorter way to its page (below): both need
         # the newest id, that is how many orders the store has had.
         top = 0
-        if items is None and self.q and not self._filters_besides_text \
-                and db.engine.dialect.name == "sqlite":
+        if items is None and self._text_alone_on_sqlite:
             top = db.session.scalar(select(func.max(Order.id))) or 0
         if items is None:
             items = self._recent_first_page(take, top)
@@ -457,7 +472,7 @@ class OrderQuery:
                                     offset=(self.page - 1) * self.per_page)
         if items is None:
             items = _rows(
-                _listed().where(*where).order_by(*self._ordering())
+                _LISTED.where(*where).order_by(*self._ordering())
                 .limit(take).offset((self.page - 1) * self.per_page))
         if not items and self.page > 1:
             # A page number typed past the end: count exactly this once (rare, and it costs
@@ -482,17 +497,13 @@ class OrderQuery:
         the walk takes about 51·N/m steps for m matches of N orders: by id wins while
         m² < FEW_SCALE·N (about 700 matches at 100,000 orders, 2,200 at 1,000,000; at
         most FEW_MATCHES)."""
-        if not self.q or self._filters_besides_text or db.engine.dialect.name != "sqlite":
+        if not self._text_alone_on_sqlite:
             return False
         few = min(FEW_MATCHES, math.isqrt(FEW_SCALE * top))
         if few <= COUNT_CAP:
             return False  # past the cap there are more matches than that: no need to count
         ids = self._matching_ids()
-        if ids is None:
-            return False
-        found = ids.subquery()
-        return db.session.scalar(select(func.count()).select_from(
-            select(found.c.rowid).limit(few + 1).subquery())) <= few
+        return ids is not None and _count_up_to(ids, few + 1) <= few
 
     def _recent_first_page(self, take: int, top: int) -> list | None:
         """The first ``take`` rows of a broad search's first page, read from its recent
@@ -505,24 +516,19 @@ class OrderQuery:
         below that id sorts before the last row taken (a draft placed lately, say):
         one look at the date index's newest entries says so."""
         if (self.page != 1 or self.list != "paid" or self.sort or self.status == TODO
-                or not self.q or self._filters_besides_text
-                or db.engine.dialect.name != "sqlite"):
+                or not self._text_alone_on_sqlite):
             return None
         floor = top - RECENT_IDS
         from domain.search_index import matching_ids
 
         recent = matching_ids(self.q, from_id=floor) if top >= RECENT_FROM and floor > 0 else None
-        if recent is None:
-            return None
-        found = recent.subquery()
-        if db.session.scalar(select(func.count()).select_from(
-                select(found.c.rowid).limit(take).subquery())) < take:
+        if recent is None or _count_up_to(recent, take) < take:
             return None  # too few recent matches to fill the page: read them all
         # The walk stops at the time the first recent order was made: a recent match placed
         # before it (none should be) would sort after every row taken here anyway.
         since = db.session.scalar(select(Order.created_at).where(Order.id >= floor)
                                   .order_by(Order.id).limit(1))
-        rows = _rows(_listed().where(*self._build_clauses(True, False, ids=recent),
+        rows = _rows(_LISTED.where(*self._build_clauses(True, False, ids=recent),
                                      Order.placed_at >= since)
                      .order_by(*self._ordering()).limit(take))
         if len(rows) < take:
@@ -550,7 +556,7 @@ class OrderQuery:
         comes_after = (key > cursor) if ascending else (key < cursor)
         comes_before = (key < cursor) if ascending else (key > cursor)
         rows = _rows(
-            _listed().where(*where, comes_after if forward else comes_before)
+            _LISTED.where(*where, comes_after if forward else comes_before)
             .order_by(*self._ordering(reverse=not forward)).limit(limit or self.per_page))
         return rows if forward else rows[::-1]
 
@@ -578,7 +584,7 @@ class OrderQuery:
         matches are read; when there are more, no tab has a count (None): an exact
         one would read every match."""
         if not self.has_filters:
-            return order_counts.status_counts("placed" if self.list == "paid" else "draft")
+            return order_counts.status_counts(self._kind)
         sample = self._status_sample()
         rows = db.session.execute(
             select(sample.c.status, func.count()).group_by(sample.c.status)).all()
@@ -602,12 +608,11 @@ class OrderQuery:
         another filter (a date range, a method) the IN form stays: the filter's index
         then finds the few orders that also match, where this would read matches that
         fail it."""
-        ids = self._matching_ids() if self.q and not self._filters_besides_text else None
-        if ids is not None and db.engine.dialect.name == "sqlite":
+        ids = self._matching_ids() if self._text_alone_on_sqlite else None
+        if ids is not None:
             found = ids.subquery("found")
-            kind = "placed" if self.list == "paid" else "draft"
             return (select(Order.status).select_from(found.join(Order, Order.id == found.c.rowid))
-                    .where(Order.kind == kind).limit(COUNT_CAP + 1).subquery())
+                    .where(Order.kind == self._kind).limit(COUNT_CAP + 1).subquery())
         return (select(Order.status).where(*self.where_clauses(with_status=False))
                 .limit(COUNT_CAP + 1).subquery())
 

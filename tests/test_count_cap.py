@@ -231,3 +231,26 @@ def test_a_broad_searchs_first_page_read_from_its_recent_matches_is_exact(app, m
             newest_first(query(q="Kelvin"))[PER_PAGE:2 * PER_PAGE]
     finally:
         event.remove(db.engine, "before_cursor_execute", record)
+
+
+def test_past_the_cap_the_page_is_read_the_way_the_run_says(app, kelvins, request):
+    # The two ways every test here runs are really taken: by id, the ids are ordered
+    # first and only the page's rows read (IN (SELECT orders.id ... LIMIT)); walked, the
+    # date index is stepped over with each order checked against the matches (id + 0).
+    from sqlalchemy import event
+
+    seen = []
+
+    def record(conn, cursor, statement, *args):
+        if statement.lstrip().startswith("SELECT orders.id, orders.number"):
+            seen.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        page = query(q="Kelvin").page_results()
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    assert page.more and len(seen) == 1, seen
+    by_id = request.node.callspec.params["small_cap"] == "by id"
+    assert ("orders.id IN (SELECT orders.id" in seen[0]) is by_id, seen[0]
+    assert ("orders.id + ?" in seen[0]) is not by_id, seen[0]

@@ -68,7 +68,7 @@ def _load_user(user_id: str):
     record = current_record()
     if record is None or str(record.user_id) != str(user_id):
         return None
-    user = db.session.get(User, record.user_id)
+    user = record.user  # loaded with the record (sessions.resolve)
     return user if user is not None and user.active else None
 
 
